@@ -1,0 +1,16 @@
+//! outlake's configuration: TOML + environment through figment, then a pure `validate()`.
+//!
+//! - [`raw`]: the keys exactly as users write them (`deny_unknown_fields`).
+//! - [`validated`]: typed values; every error names the key, the problem and a valid example.
+//! - [`load`]: defaults → file → `OUTLAKE_<SECTION>__<KEY>` env → validate.
+//! - [`secret`]: `Secret`, a string that never prints.
+//!
+//! No network, no storage: connectivity is checked by `outlake check`, not here.
+pub mod load;
+pub mod raw;
+pub mod secret;
+pub mod validated;
+
+pub use load::{load, load_raw, LoadError};
+pub use secret::Secret;
+pub use validated::{validate, AuthKind, Config, ConfigError, Mailboxes, is_loopback_host};

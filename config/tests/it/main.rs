@@ -1,0 +1,133 @@
+//! Configuration: the contract keys, env overrides, and errors that name the key.
+
+use std::io::Write;
+
+use outlake_config::{load, AuthKind, Mailboxes};
+
+const GOOD: &str = r#"
+[source]
+tenant_id = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret = "s3cr3t-value"
+authority_url = "https://login.microsoftonline.com"
+graph_url = "https://graph.microsoft.com"
+auth = "client_credentials"
+mailboxes = "all"
+streams = ["messages", "events", "mail_folders"]
+page_size = 1000
+calendar_start = "2024-01-01T00:00:00Z"
+calendar_end = "2026-12-31T00:00:00Z"
+
+[limits]
+requests_per_window = 10000
+window_secs = 600
+max_concurrent_per_mailbox = 4
+
+[sink]
+url = "file:///tmp/outlake/out"
+
+[checkpoint]
+url = "file:///tmp/outlake/state"
+"#;
+
+fn file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+/// figment reads the process environment; tests that set OUTLAKE_ variables must not overlap.
+static ENV_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn contract_keys_load_exactly_as_written() {
+    let _g = ENV_LOCK.lock().unwrap();
+    let f = file(GOOD);
+    let c = load(Some(f.path())).unwrap();
+    assert_eq!(c.source.tenant_id, "contoso.onmicrosoft.com");
+    assert_eq!(c.source.client_secret.as_ref().unwrap().expose(), "s3cr3t-value");
+    assert_eq!(c.source.auth, AuthKind::ClientCredentials);
+    assert_eq!(c.source.mailboxes, Mailboxes::All);
+    assert_eq!(c.source.streams, vec!["mail_folders", "messages", "events"]);
+    assert_eq!(c.source.page_size, 1000);
+    assert_eq!(c.source.calendar_start.to_rfc3339(), "2024-01-01T00:00:00+00:00");
+    assert_eq!(c.limits.requests_per_window, 10_000);
+    assert_eq!(c.limits.window.as_secs(), 600);
+    assert_eq!(c.limits.max_concurrent_per_mailbox, 4);
+    assert_eq!(c.sink.url, "file:///tmp/outlake/out");
+    assert_eq!(c.checkpoint.url.as_deref(), Some("file:///tmp/outlake/state"));
+    // The secret never prints.
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("s3cr3t-value"), "{dbg}");
+}
+
+#[test]
+fn env_overrides_any_key() {
+    let _g = ENV_LOCK.lock().unwrap();
+    let f = file(GOOD);
+    unsafe {
+        std::env::set_var("OUTLAKE_SOURCE__CLIENT_SECRET", "from-env");
+        std::env::set_var("OUTLAKE_SOURCE__PAGE_SIZE", "250");
+        std::env::set_var("OUTLAKE_SOURCE__MAILBOXES", "[\"a@contoso.com\", \"b@contoso.com\"]");
+    }
+    let c = load(Some(f.path()));
+    unsafe {
+        std::env::remove_var("OUTLAKE_SOURCE__CLIENT_SECRET");
+        std::env::remove_var("OUTLAKE_SOURCE__PAGE_SIZE");
+        std::env::remove_var("OUTLAKE_SOURCE__MAILBOXES");
+    }
+    let c = c.unwrap();
+    assert_eq!(c.source.client_secret.unwrap().expose(), "from-env");
+    assert_eq!(c.source.page_size, 250);
+    assert_eq!(c.source.mailboxes, Mailboxes::List(vec!["a@contoso.com".into(), "b@contoso.com".into()]));
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let _g = ENV_LOCK.lock().unwrap();
+    let f = file(&GOOD.replace("page_size = 1000", "page_sise = 1000"));
+    let e = load(Some(f.path())).unwrap_err().to_string();
+    assert!(e.contains("source.page_sise"), "{e}");
+}
+
+#[test]
+fn bad_values_name_key_problem_and_example() {
+    let _g = ENV_LOCK.lock().unwrap();
+    for (from, to, key, needle) in [
+        ("page_size = 1000", "page_size = 5000", "source.page_size", "1..=1000"),
+        ("calendar_start = \"2024-01-01T00:00:00Z\"", "calendar_start = \"2020-01-01T00:00:00Z\"", "source.calendar_end", "1825"),
+        ("calendar_start = \"2024-01-01T00:00:00Z\"", "calendar_start = \"yesterday\"", "source.calendar_start", "RFC 3339"),
+        ("graph_url = \"https://graph.microsoft.com\"", "graph_url = \"http://graph.example.com\"", "source.graph_url", "https"),
+        ("auth = \"client_credentials\"", "auth = \"password\"", "source.auth", "unknown auth"),
+        ("client_secret = \"s3cr3t-value\"", "", "source.client_secret", "OUTLAKE_SOURCE__CLIENT_SECRET"),
+        ("url = \"file:///tmp/outlake/out\"", "url = \"ftp://x/y\"", "sink.url", "not supported"),
+        ("requests_per_window = 10000", "requests_per_window = 0", "limits.requests_per_window", "positive"),
+    ] {
+        let f = file(&GOOD.replace(from, to));
+        let e = load(Some(f.path())).unwrap_err().to_string();
+        assert!(e.contains(key) && e.contains(needle) && e.contains("example"), "for {to:?}: {e}");
+    }
+}
+
+#[test]
+fn loopback_http_endpoints_are_allowed() {
+    let _g = ENV_LOCK.lock().unwrap();
+    let f = file(&GOOD.replace("https://graph.microsoft.com", "http://127.0.0.1:8080").replace("https://login.microsoftonline.com", "http://localhost:9"));
+    let c = load(Some(f.path())).unwrap();
+    assert_eq!(c.source.graph_url.as_str(), "http://127.0.0.1:8080/");
+}
+
+#[test]
+fn secret_from_file() {
+    let _g = ENV_LOCK.lock().unwrap();
+    let secret = file("from-file\n");
+    let text = GOOD.replace("client_secret = \"s3cr3t-value\"", &format!("client_secret_file = \"{}\"", secret.path().display()));
+    let c = load(Some(file(&text).path())).unwrap();
+    assert_eq!(c.source.client_secret.unwrap().expose(), "from-file");
+}
+
+#[test]
+fn missing_file_says_how_to_fix() {
+    let e = load(Some(std::path::Path::new("/nonexistent/outlake.toml"))).unwrap_err().to_string();
+    assert!(e.contains("--config"), "{e}");
+}

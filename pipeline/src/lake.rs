@@ -1,0 +1,118 @@
+//! The `Lake` trait: staged data files, atomic commits that carry the cursor, read-back of the
+//! current state. The object_store implementation lives in the `sinks` crate.
+//!
+//! Contract:
+//! - [`Lake::stage`] writes batches to files no table reader can see.
+//! - [`Lake::commit`] makes them part of their table together with the partition's new position,
+//!   atomically: either the commit record exists (and the files are, or will be rolled forward
+//!   to be, visible) or nothing happened. It fails with [`LakeErrorKind::Conflict`] when another
+//!   writer committed the same position first.
+//! - [`Lake::current_keys`] reads back committed rows of one partition, latest `_seq` per id.
+
+use std::collections::HashMap;
+
+use arrow::array::RecordBatch;
+use async_trait::async_trait;
+
+use crate::model::{Checkpoint, Cursor, KeyState, PartitionKey, RoundInfo, StagedFile};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LakeErrorKind {
+    /// Another writer committed this partition's next position first.
+    Conflict,
+    /// A commit record could not be understood (unknown version, corrupt JSON).
+    Corrupt,
+    /// Storage failed (I/O, network, permissions).
+    Storage,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct LakeError {
+    pub kind: LakeErrorKind,
+    /// The object path involved, relative to its store's root URL, or the full URL.
+    pub path: Option<String>,
+    pub message: String,
+}
+
+impl LakeError {
+    pub fn new(kind: LakeErrorKind, path: Option<String>, message: impl Into<String>) -> Self {
+        LakeError { kind, path, message: message.into() }
+    }
+}
+
+/// One partition's staged output in progress: batches go in, files come out on `finish`.
+#[async_trait]
+pub trait StagedWriter: Send {
+    /// Append rows. The writer rolls to a new file at its target size.
+    async fn write(&mut self, batch: &RecordBatch) -> Result<(), LakeError>;
+    /// Rows buffered or written since the last `finish`.
+    fn pending_rows(&self) -> u64;
+    /// Close the current file(s) and return them, staged, for the next commit.
+    async fn finish(&mut self) -> Result<Vec<StagedFile>, LakeError>;
+}
+
+/// A new position for a partition.
+#[derive(Debug, Clone)]
+pub struct CommitRequest {
+    pub partition: PartitionKey,
+    /// The commit this one follows (`None` for the partition's first commit).
+    pub previous: Option<Checkpoint>,
+    pub files: Vec<StagedFile>,
+    pub cursor: Option<Cursor>,
+    pub round: RoundInfo,
+    pub run_id: String,
+    pub rows: u64,
+    pub rebaselined: bool,
+    pub retired: bool,
+}
+
+#[async_trait]
+pub trait Lake: Send + Sync + 'static {
+    /// The latest commit of a partition, with its files published (rolled forward if a crash
+    /// interrupted the publish).
+    async fn load(&self, partition: &PartitionKey) -> Result<Option<Checkpoint>, LakeError>;
+
+    /// Every partition's latest commit, optionally for one mailbox.
+    async fn list(&self, mailbox_id: Option<&str>) -> Result<Vec<Checkpoint>, LakeError>;
+
+    /// A writer that stages files for a partition.
+    fn writer(&self, partition: &PartitionKey) -> Box<dyn StagedWriter>;
+
+    /// Atomically record files + cursor, then publish the files into their table.
+    async fn commit(&self, request: CommitRequest) -> Result<Checkpoint, LakeError>;
+
+    /// Committed state of one partition: per id, the row with the largest `_seq`.
+    /// For `messages` only rows whose `parent_folder_id` is the partition's folder count.
+    async fn current_keys(
+        &self,
+        partition: &PartitionKey,
+    ) -> Result<HashMap<String, KeyState>, LakeError>;
+
+    /// Remove staged files that no commit references and that are older than `min_age`.
+    /// Returns the paths removed.
+    async fn vacuum(&self, min_age: std::time::Duration) -> Result<Vec<String>, LakeError>;
+
+    /// The sink root as configured (for messages).
+    fn describe(&self) -> String;
+}
+
+/// Rows read back from a table as plain values (used by `current_keys` implementations and
+/// tests): (id, parent_folder_id, seq, op, change_key).
+pub type KeyRow = (String, Option<String>, i64, String, Option<String>);
+
+pub fn latest_per_id(rows: impl IntoIterator<Item = KeyRow>) -> HashMap<String, KeyState> {
+    let mut out: HashMap<String, KeyState> = HashMap::new();
+    for (id, _folder, seq, op, change_key) in rows {
+        let newer = out.get(&id).is_none_or(|k| k.seq < seq);
+        if newer {
+            out.insert(id, KeyState { seq, deleted: op == "delete", change_key });
+        }
+    }
+    out
+}
+
+pub type DynLake = std::sync::Arc<dyn Lake>;
+
+/// Batches that a `StagedWriter` implementation might want to hold; re-exported for sinks.
+pub type Batch = RecordBatch;

@@ -1,0 +1,16 @@
+//! outlake's engine, independent of Graph and of storage.
+//!
+//! - [`model`]: the messages that travel down the pipeline (pages, staged files, checkpoints).
+//! - [`source`]: the `Source` trait a delta API implements (the Graph connector).
+//! - [`lake`]: the `Lake` trait: staged files, atomic commits with the cursor, read-back.
+//! - [`limiter`]: the per-mailbox token bucket and in-flight caps.
+//! - [`seq`]: the `_seq` generator.
+//! - [`state`]: helpers that read pipeline columns out of record batches.
+pub mod lake;
+pub mod limiter;
+pub mod model;
+pub mod seq;
+pub mod source;
+pub mod state;
+pub mod progress;
+pub mod runner;

@@ -1,0 +1,246 @@
+//! The messages that travel down the pipeline, named after what they are.
+//!
+//! A sync is a set of *partitions*: one delta lineage each — (mailbox, stream, folder). Each
+//! partition runs *rounds* (Graph's word for following nextLinks until a deltaLink). A round's
+//! pages become Arrow batches ([`Page`]), batches become staged files ([`StagedFile`]), and
+//! staged files plus the position reached become one [`Checkpoint`] commit.
+
+use std::fmt;
+
+use arrow::array::RecordBatch;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Column names every table carries; sinks read them back to rebuild current state.
+pub mod columns {
+    pub const MAILBOX_ID: &str = "mailbox_id";
+    pub const ID: &str = "id";
+    pub const OP: &str = "_op";
+    pub const SEQ: &str = "_seq";
+    pub const EXTRACTED_AT: &str = "_extracted_at";
+    pub const RUN_ID: &str = "_run_id";
+    /// Part of the key of `messages` only.
+    pub const PARENT_FOLDER_ID: &str = "parent_folder_id";
+    pub const CHANGE_KEY: &str = "change_key";
+    pub const OP_UPSERT: &str = "upsert";
+    pub const OP_DELETE: &str = "delete";
+}
+
+/// The three output tables. `as_str` is the table folder name and the config spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    MailFolders,
+    Messages,
+    Events,
+}
+
+impl Stream {
+    pub const ALL: [Stream; 3] = [Stream::MailFolders, Stream::Messages, Stream::Events];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::MailFolders => "mail_folders",
+            Stream::Messages => "messages",
+            Stream::Events => "events",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Stream> {
+        Stream::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A mailbox to sync. `id` is the Graph user id (the `mailbox_id` column).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Mailbox {
+    pub id: String,
+    /// userPrincipalName, when known; used in messages to people.
+    pub upn: Option<String>,
+    /// True when the mailbox is reached through `/me` (delegated sign-in, own mailbox).
+    #[serde(default)]
+    pub via_me: bool,
+}
+
+impl Mailbox {
+    pub fn label(&self) -> &str {
+        self.upn.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// One delta lineage: the unit that owns a cursor and commits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PartitionKey {
+    pub mailbox_id: String,
+    pub stream: Stream,
+    /// The folder id for `messages`; `None` for `mail_folders` and `events`.
+    pub folder_id: Option<String>,
+}
+
+impl PartitionKey {
+    pub fn new(mailbox_id: impl Into<String>, stream: Stream, folder_id: Option<String>) -> Self {
+        PartitionKey { mailbox_id: mailbox_id.into(), stream, folder_id }
+    }
+
+    /// A path-safe, stable name for this partition's folder under the checkpoint root and in
+    /// data file names: `<stream>` or `<stream>-<sha256(folder id)[..16]>`. Graph ids are
+    /// case-sensitive and may hold characters that object stores treat specially, so they are
+    /// hashed, never used raw in paths.
+    pub fn slug(&self) -> String {
+        match &self.folder_id {
+            None => self.stream.as_str().to_string(),
+            Some(f) => format!("{}-{}", self.stream.as_str(), short_hash(f)),
+        }
+    }
+
+    /// Path-safe name of the mailbox folder (Graph user ids are GUIDs, but a UPN could be
+    /// configured; hash anything that is not plainly safe).
+    pub fn mailbox_slug(&self) -> String {
+        mailbox_slug(&self.mailbox_id)
+    }
+}
+
+impl fmt::Display for PartitionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.folder_id {
+            None => write!(f, "{}/{}", self.mailbox_id, self.stream),
+            Some(folder) => write!(f, "{}/{}/{}", self.mailbox_id, self.stream, folder),
+        }
+    }
+}
+
+/// The path-safe folder name used for a mailbox in data and state paths.
+pub fn mailbox_slug(mailbox_id: &str) -> String {
+    let safe = !mailbox_id.is_empty()
+        && mailbox_id.len() <= 64
+        && mailbox_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if safe { mailbox_id.to_string() } else { format!("h{}", short_hash(mailbox_id)) }
+}
+
+fn short_hash(s: &str) -> String {
+    let digest = Sha256::digest(s.as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where a partition stands in Graph's delta protocol.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "url", rename_all = "snake_case")]
+pub enum Cursor {
+    /// Mid-round: the `@odata.nextLink` to fetch next.
+    Next(String),
+    /// Round complete: the `@odata.deltaLink` that starts the next round.
+    Delta(String),
+}
+
+impl Cursor {
+    pub fn url(&self) -> &str {
+        match self {
+            Cursor::Next(u) | Cursor::Delta(u) => u,
+        }
+    }
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Cursor::Next(_) => "next",
+            Cursor::Delta(_) => "delta",
+        }
+    }
+}
+
+/// Links carry opaque sync-state tokens; they are not secrets, but they are long and noisy, so
+/// Debug shows only the kind and a short tail.
+impl fmt::Debug for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let u = self.url();
+        let tail: String = u.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect();
+        write!(f, "Cursor::{}(…{tail})", self.kind())
+    }
+}
+
+/// What a fetch starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageRequest {
+    /// A new round without a token (initial sync or re-baseline): the connector builds the URL
+    /// with its query options.
+    Initial,
+    /// A link exactly as Graph returned it.
+    Link(Cursor),
+}
+
+/// One fetched and normalized page.
+#[derive(Debug)]
+pub struct Page {
+    /// Rows in the table's schema, `_seq` already assigned in the order observed.
+    pub batch: RecordBatch,
+    /// Where the next fetch starts: `Next` → more pages in this round; `Delta` → round done.
+    pub cursor: Cursor,
+    /// Ids of the upserted items on this page (for repeat detection and baseline bookkeeping).
+    pub upserted_ids: Vec<String>,
+    /// Number of removal entries on this page.
+    pub removed: usize,
+    /// Items recorded with nulls because a property had the wrong type (see connectors' rules).
+    pub malformed_items: usize,
+    /// Bytes of the response body.
+    pub bytes: u64,
+}
+
+/// A data file written invisibly (under the sink's staging area), not yet part of any table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagedFile {
+    /// Object path of the staged file, relative to the sink root, e.g. `_staging/<uuid>.parquet`.
+    pub staging_path: String,
+    /// Object path where the file becomes visible, relative to the sink root, e.g.
+    /// `messages/<mailbox>/part-<…>.parquet`.
+    pub table_path: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// Bookkeeping of the round a partition is in, carried by every commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundInfo {
+    /// The round started without a token (first sync, reset, or after 410).
+    pub baseline: bool,
+    /// True when the round is a baseline that must, at its end, write delete rows for keys the
+    /// output holds but the round did not return (after 410 or `outlake reset`).
+    pub owes_deletes: bool,
+    /// The smallest `_seq` any row of this round can carry: rows of this partition with a
+    /// smaller `_seq` were written before the round started.
+    pub started_seq: i64,
+    /// Pages fetched in this round so far.
+    pub pages: u64,
+}
+
+/// The persisted position of a partition: one commit record. Versioned on disk by the sink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub partition: PartitionKey,
+    /// Commit number of this partition, starting at 1; the next commit must be `seq + 1`.
+    pub seq: u64,
+    /// `None` after `outlake reset` or before the first page: start a new round.
+    pub cursor: Option<Cursor>,
+    pub round: RoundInfo,
+    pub files: Vec<StagedFile>,
+    pub run_id: String,
+    pub committed_at: chrono::DateTime<chrono::Utc>,
+    /// Rows committed by this partition over its whole life.
+    pub total_rows: u64,
+    /// Re-baselines (410 or reset) over the partition's life.
+    pub rebaselines: u64,
+    /// The partition is finished for good (its folder was deleted): never resume it.
+    #[serde(default)]
+    pub retired: bool,
+}
+
+/// What the output currently holds for a key, as read back from committed files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyState {
+    pub seq: i64,
+    pub deleted: bool,
+    pub change_key: Option<String>,
+}

@@ -1,0 +1,49 @@
+//! Progress events: the engine says what happened; only the binary draws bars.
+//!
+//! Events are sent on an unbounded channel and never block the pipeline. A sink that nobody
+//! listens to costs one atomic check per event.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::model::Stream;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProgressEvent {
+    /// The run knows its mailboxes.
+    RunStarted { mailboxes: usize },
+    MailboxStarted { mailbox_id: String, label: String },
+    /// Items the mailbox's folders say they hold (`totalItemCount`), when known.
+    MailboxExpected { mailbox_id: String, items: u64 },
+    /// A page was fetched, normalized and staged.
+    Page { mailbox_id: String, stream: Stream, rows: u64, upserts: u64 },
+    /// A commit made rows visible.
+    Committed { mailbox_id: String, stream: Stream, rows: u64 },
+    /// The mailbox waited on its limiter or on Retry-After.
+    Throttled { mailbox_id: String, waited: Duration },
+    Rebaselined { mailbox_id: String, stream: Stream },
+    MailboxFinished { mailbox_id: String, ok: bool },
+    MailboxSkipped { mailbox: String, reason: String },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    tx: Option<UnboundedSender<ProgressEvent>>,
+}
+
+impl Progress {
+    pub fn new(tx: UnboundedSender<ProgressEvent>) -> Self {
+        Progress { tx: Some(tx) }
+    }
+
+    pub fn none() -> Self {
+        Progress { tx: None }
+    }
+
+    pub fn emit(&self, event: ProgressEvent) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(event);
+        }
+    }
+}

@@ -1,0 +1,714 @@
+//! The runner: mailboxes → partitions → rounds → pages → staged files → commits.
+//!
+//! Contract:
+//! - Per mailbox, the folder tree is synced first, then each folder's messages (concurrently,
+//!   up to `max_concurrent_per_mailbox` partitions), then the calendar.
+//! - Per partition, a fetch task pulls pages and hands them over a bounded channel to the
+//!   write task, which stages them and commits every `commit_every_pages` pages or
+//!   `commit_every`, and at the end of a round. A cursor is committed only with (or after) the
+//!   data it covers: a crash loses nothing and, thanks to `_seq` and keyed reads, duplicates
+//!   nothing a reader can see in the current state.
+//! - A round that starts without a token after the partition already had data (410 expiry,
+//!   `outlake reset`) *owes deletes*: at its end, every key the output holds for the partition
+//!   that the round did not return gets a delete row, in the same commit as the delta link.
+//! - A folder that disappears (removed in the folder delta, or 404 on its message delta) is
+//!   retired: every message the output holds for it gets a delete row.
+//! - Errors are acted on by kind ([`SourceErrorKind`]): only `Auth` and `Fatal` stop the run;
+//!   `Mailbox` and `Partition` fail the mailbox after its other partitions finish.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::lake::{CommitRequest, DynLake, LakeError, LakeErrorKind, StagedWriter};
+use crate::model::{Checkpoint, Cursor, Mailbox, Page, PageRequest, PartitionKey, RoundInfo, Stream};
+use crate::progress::{Progress, ProgressEvent};
+use crate::seq::SeqGen;
+use crate::source::{DynSource, SourceError, SourceErrorKind};
+
+/// A flag the binary sets on Ctrl-C; partitions stop at their next page boundary after
+/// committing what they staged.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst)
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Decides which folder ids get a messages partition.
+#[derive(Clone)]
+pub struct FolderFilter(pub Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for FolderFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FolderFilter")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub run_id: String,
+    pub streams: Vec<Stream>,
+    pub commit_every_pages: u32,
+    pub commit_every: Duration,
+    pub max_parallel_mailboxes: usize,
+    pub max_concurrent_per_mailbox: usize,
+    /// Which folders get a messages partition; all when `None`.
+    pub folder_filter: Option<FolderFilter>,
+}
+
+/// What one stream of one mailbox did in this run.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct StreamReport {
+    pub upserts: u64,
+    pub deletes: u64,
+    pub pages: u64,
+    pub commits: u64,
+    pub rebaselines: u64,
+    pub partitions: u64,
+    pub malformed_items: u64,
+    pub bytes: u64,
+    pub duration_ms: u64,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum MailboxStatus {
+    Ok,
+    Failed,
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MailboxReport {
+    pub mailbox_id: String,
+    pub label: String,
+    pub status: MailboxStatus,
+    pub error: Option<String>,
+    pub streams: BTreeMap<String, StreamReport>,
+    pub requests: u64,
+    pub throttled: u64,
+    pub retries: u64,
+    pub throttle_wait_ms: u64,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub duration_ms: u64,
+    pub mailboxes: Vec<MailboxReport>,
+    /// Set when the whole run stopped (auth refused, fatal error).
+    pub fatal: Option<String>,
+    pub fatal_kind: Option<String>,
+}
+
+impl RunReport {
+    pub fn failed_mailboxes(&self) -> impl Iterator<Item = &MailboxReport> {
+        self.mailboxes.iter().filter(|m| m.status == MailboxStatus::Failed)
+    }
+    pub fn total(&self, f: impl Fn(&StreamReport) -> u64) -> u64 {
+        self.mailboxes.iter().flat_map(|m| m.streams.values()).map(f).sum()
+    }
+}
+
+/// Thrown out of a mailbox to stop the run.
+#[derive(Debug, Clone)]
+struct Fatal(SourceError);
+
+pub struct Runner {
+    source: DynSource,
+    lake: DynLake,
+    settings: RunSettings,
+    progress: Progress,
+    seq: Arc<SeqGen>,
+    cancel: Cancel,
+    fatal: Mutex<Option<SourceError>>,
+}
+
+impl Runner {
+    pub fn new(source: DynSource, lake: DynLake, settings: RunSettings, progress: Progress, seq: Arc<SeqGen>, cancel: Cancel) -> Self {
+        Runner { source, lake, settings, progress, seq, cancel, fatal: Mutex::new(None) }
+    }
+
+    /// The `_seq` floor for a new run: above every round ever started.
+    pub async fn seq_floor(lake: &DynLake) -> Result<i64, LakeError> {
+        Ok(lake.list(None).await?.iter().map(|c| c.round.started_seq).max().unwrap_or(0))
+    }
+
+    pub async fn run(self: Arc<Self>) -> RunReport {
+        let started_at = chrono::Utc::now();
+        let t0 = Instant::now();
+        let listing = match self.source.mailboxes().await {
+            Ok(l) => l,
+            Err(e) => {
+                return RunReport {
+                    run_id: self.settings.run_id.clone(),
+                    started_at,
+                    duration_ms: t0.elapsed().as_millis() as u64,
+                    mailboxes: vec![],
+                    fatal_kind: Some(format!("{:?}", e.kind)),
+                    fatal: Some(e.message),
+                };
+            }
+        };
+        self.progress.emit(ProgressEvent::RunStarted { mailboxes: listing.mailboxes.len() });
+        let mut reports: Vec<MailboxReport> = listing
+            .skipped
+            .iter()
+            .map(|(who, why)| {
+                self.progress.emit(ProgressEvent::MailboxSkipped { mailbox: who.clone(), reason: why.clone() });
+                tracing::info!(mailbox = %who, reason = %why, "skipped: user has no mailbox");
+                MailboxReport {
+                    mailbox_id: who.clone(),
+                    label: who.clone(),
+                    status: MailboxStatus::Skipped,
+                    error: Some(why.clone()),
+                    streams: BTreeMap::new(),
+                    requests: 0,
+                    throttled: 0,
+                    retries: 0,
+                    throttle_wait_ms: 0,
+                    duration_ms: 0,
+                }
+            })
+            .collect();
+        let this = self.clone();
+        let mut done: Vec<MailboxReport> = stream::iter(listing.mailboxes.into_iter())
+            .map(|mb| {
+                let this = this.clone();
+                async move { this.run_mailbox(mb).await }
+            })
+            .buffer_unordered(self.settings.max_parallel_mailboxes.max(1))
+            .collect()
+            .await;
+        done.sort_by(|a, b| a.label.cmp(&b.label));
+        reports.extend(done);
+        let fatal = self.fatal.lock().clone();
+        RunReport {
+            run_id: self.settings.run_id.clone(),
+            started_at,
+            duration_ms: t0.elapsed().as_millis() as u64,
+            mailboxes: reports,
+            fatal_kind: fatal.as_ref().map(|e| format!("{:?}", e.kind)),
+            fatal: fatal.map(|e| e.message),
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.cancel.is_cancelled() || self.fatal.lock().is_some()
+    }
+
+    async fn run_mailbox(self: Arc<Self>, mb: Mailbox) -> MailboxReport {
+        let t0 = Instant::now();
+        self.progress.emit(ProgressEvent::MailboxStarted { mailbox_id: mb.id.clone(), label: mb.label().to_string() });
+        let mut streams: BTreeMap<String, StreamReport> = BTreeMap::new();
+        let mut errors: Vec<String> = Vec::new();
+        let wants = |s: Stream| self.settings.streams.contains(&s);
+
+        let result: Result<(), Fatal> = async {
+            if wants(Stream::MailFolders) || wants(Stream::Messages) {
+                let part = PartitionKey::new(&mb.id, Stream::MailFolders, None);
+                let r = self.clone().run_partition(&mb, part).await;
+                let failed = self.absorb(&mut streams, Stream::MailFolders, r, &mut errors)?;
+                if wants(Stream::Messages) && !failed && !self.stopped() {
+                    self.clone().run_messages(&mb, &mut streams, &mut errors).await?;
+                }
+            }
+            if wants(Stream::Events) && !self.stopped() {
+                let part = PartitionKey::new(&mb.id, Stream::Events, None);
+                let r = self.clone().run_partition(&mb, part).await;
+                self.absorb(&mut streams, Stream::Events, r, &mut errors)?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(Fatal(e)) = result {
+            errors.push(e.message.clone());
+            let mut f = self.fatal.lock();
+            if f.is_none() {
+                *f = Some(e);
+            }
+        }
+        let stats = self.source.stats(&mb.id);
+        let ok = errors.is_empty();
+        self.progress.emit(ProgressEvent::MailboxFinished { mailbox_id: mb.id.clone(), ok });
+        let rows: u64 = streams.values().map(|s| s.upserts + s.deletes).sum();
+        if ok {
+            tracing::info!(mailbox = %mb.label(), rows, requests = stats.requests, throttled = stats.throttled, "mailbox synced");
+        } else {
+            tracing::warn!(mailbox = %mb.label(), rows, error = %errors.join("; "), "mailbox failed");
+        }
+        MailboxReport {
+            mailbox_id: mb.id.clone(),
+            label: mb.label().to_string(),
+            status: if ok { MailboxStatus::Ok } else { MailboxStatus::Failed },
+            error: if ok { None } else { Some(errors.join("; ")) },
+            streams,
+            requests: stats.requests,
+            throttled: stats.throttled,
+            retries: stats.retries,
+            throttle_wait_ms: stats.throttle_wait_ms,
+            duration_ms: t0.elapsed().as_millis() as u64,
+        }
+    }
+
+    /// Merge a partition's outcome into the mailbox's reports. Returns whether it failed;
+    /// escalates run-stopping errors.
+    fn absorb(
+        &self,
+        streams: &mut BTreeMap<String, StreamReport>,
+        stream: Stream,
+        r: PartitionOutcome,
+        errors: &mut Vec<String>,
+    ) -> Result<bool, Fatal> {
+        let rep = streams.entry(stream.as_str().to_string()).or_default();
+        rep.partitions += 1;
+        rep.upserts += r.report.upserts;
+        rep.deletes += r.report.deletes;
+        rep.pages += r.report.pages;
+        rep.commits += r.report.commits;
+        rep.rebaselines += r.report.rebaselines;
+        rep.malformed_items += r.report.malformed_items;
+        rep.bytes += r.report.bytes;
+        rep.duration_ms += r.report.duration_ms;
+        match r.error {
+            None => Ok(false),
+            Some(PartitionError::Source(e)) if matches!(e.kind, SourceErrorKind::Auth | SourceErrorKind::Fatal) => Err(Fatal(e)),
+            Some(err) => {
+                let msg = err.to_string();
+                rep.errors.push(msg.clone());
+                errors.push(format!("{stream}: {msg}"));
+                Ok(true)
+            }
+        }
+    }
+
+    /// Messages: one partition per folder in the current folder tree; folders gone since the
+    /// last run are retired.
+    async fn run_messages(
+        self: Arc<Self>,
+        mb: &Mailbox,
+        streams: &mut BTreeMap<String, StreamReport>,
+        errors: &mut Vec<String>,
+    ) -> Result<(), Fatal> {
+        let folders_part = PartitionKey::new(&mb.id, Stream::MailFolders, None);
+        let folders = match self.lake.current_keys(&folders_part).await {
+            Ok(k) => k,
+            Err(e) => {
+                errors.push(format!("messages: reading the folder list back failed: {e}"));
+                return Ok(());
+            }
+        };
+        let present: HashSet<String> = folders.iter().filter(|(_, s)| !s.deleted).map(|(id, _)| id.clone()).collect();
+        let mut ids: Vec<String> = present.iter().cloned().collect();
+        ids.sort();
+        if let Some(filter) = &self.settings.folder_filter {
+            ids.retain(|id| (filter.0)(id));
+        }
+
+        // Retire partitions of folders that are gone.
+        let existing = match self.lake.list(Some(&mb.id)).await {
+            Ok(c) => c,
+            Err(e) => {
+                errors.push(format!("messages: listing checkpoints failed: {e}"));
+                return Ok(());
+            }
+        };
+        for cp in existing.iter().filter(|c| c.partition.stream == Stream::Messages && !c.retired) {
+            let Some(folder) = &cp.partition.folder_id else { continue };
+            if !present.contains(folder) {
+                let r = self.clone().retire(cp.partition.clone(), Some(cp.clone())).await;
+                self.absorb(streams, Stream::Messages, r, errors)?;
+            }
+        }
+
+        let this = self.clone();
+        let mbc = mb.clone();
+        let outcomes: Vec<PartitionOutcome> = stream::iter(ids.into_iter())
+            .map(|folder| {
+                let this = this.clone();
+                let mb = mbc.clone();
+                async move {
+                    let part = PartitionKey::new(&mb.id, Stream::Messages, Some(folder));
+                    this.run_partition(&mb, part).await
+                }
+            })
+            .buffer_unordered(self.settings.max_concurrent_per_mailbox.max(1))
+            .collect()
+            .await;
+        for o in outcomes {
+            self.absorb(streams, Stream::Messages, o, errors)?;
+        }
+        Ok(())
+    }
+
+    /// Write delete rows for every key the output holds for a partition, and retire it.
+    async fn retire(self: Arc<Self>, part: PartitionKey, previous: Option<Checkpoint>) -> PartitionOutcome {
+        let t0 = Instant::now();
+        let mut report = StreamReport::default();
+        let result: Result<(), PartitionError> = async {
+            let keys = self.lake.current_keys(&part).await?;
+            let mut ids: Vec<String> = keys.into_iter().filter(|(_, k)| !k.deleted).map(|(id, _)| id).collect();
+            ids.sort();
+            let mut writer = self.lake.writer(&part);
+            if !ids.is_empty() {
+                let batch = self.source.delete_rows(&part, &ids, &self.seq, &self.settings.run_id);
+                writer.write(&batch).await?;
+            }
+            let files = writer.finish().await?;
+            let round = previous.as_ref().map(|p| p.round.clone()).unwrap_or(RoundInfo {
+                baseline: false,
+                owes_deletes: false,
+                started_seq: self.seq.next(),
+                pages: 0,
+            });
+            self.lake
+                .commit(CommitRequest {
+                    partition: part.clone(),
+                    previous,
+                    files,
+                    cursor: None,
+                    round,
+                    run_id: self.settings.run_id.clone(),
+                    rows: ids.len() as u64,
+                    rebaselined: false,
+                    retired: true,
+                })
+                .await?;
+            report.deletes = ids.len() as u64;
+            report.commits = 1;
+            self.progress.emit(ProgressEvent::Committed { mailbox_id: part.mailbox_id.clone(), stream: part.stream, rows: ids.len() as u64 });
+            tracing::info!(partition = %part, deletes = ids.len(), "folder is gone: wrote delete rows for its messages");
+            Ok(())
+        }
+        .await;
+        report.duration_ms = t0.elapsed().as_millis() as u64;
+        PartitionOutcome { report, error: result.err() }
+    }
+
+    /// Run one partition from its committed position to the end of a round.
+    async fn run_partition(self: Arc<Self>, mb: &Mailbox, part: PartitionKey) -> PartitionOutcome {
+        let t0 = Instant::now();
+        let previous = match self.lake.load(&part).await {
+            Ok(p) => p,
+            Err(e) => return PartitionOutcome { report: StreamReport::default(), error: Some(e.into()) },
+        };
+        if previous.as_ref().is_some_and(|p| p.retired) {
+            return PartitionOutcome::default();
+        }
+        let (round, request) = match &previous {
+            None => (self.new_round(true, false), PageRequest::Initial),
+            Some(cp) => match &cp.cursor {
+                None => (self.new_round(true, true), PageRequest::Initial),
+                Some(Cursor::Next(_)) => (cp.round.clone(), PageRequest::Link(cp.cursor.clone().unwrap())),
+                Some(Cursor::Delta(_)) => (self.new_round(false, false), PageRequest::Link(cp.cursor.clone().unwrap())),
+            },
+        };
+
+        let (tx, rx) = mpsc::channel::<Fetched>(2);
+        let fetcher = tokio::spawn(fetch_loop(
+            self.source.clone(),
+            mb.clone(),
+            part.clone(),
+            request,
+            self.seq.clone(),
+            self.settings.run_id.clone(),
+            self.cancel.clone(),
+            tx,
+        ));
+        let mut w = PartitionWriter {
+            runner: self.clone(),
+            part: part.clone(),
+            writer: self.lake.writer(&part),
+            previous,
+            round,
+            report: StreamReport::default(),
+            pages_since_commit: 0,
+            rows_since_commit: 0,
+            last_commit: Instant::now(),
+            last_link: None,
+            seen_event_ids: HashSet::new(),
+            repeat_pages: 0,
+        };
+        let result = w.consume(rx).await;
+        fetcher.abort();
+        let mut report = w.report;
+        report.duration_ms = t0.elapsed().as_millis() as u64;
+        match result {
+            Err(PartitionError::Source(e)) if e.kind == SourceErrorKind::FolderGone => {
+                tracing::info!(partition = %part, "folder no longer exists");
+                let retired = self.clone().retire(part, w.previous).await;
+                let mut merged = report;
+                merged.deletes += retired.report.deletes;
+                merged.commits += retired.report.commits;
+                PartitionOutcome { report: merged, error: retired.error }
+            }
+            Err(e) => PartitionOutcome { report, error: Some(e) },
+            Ok(()) => PartitionOutcome { report, error: None },
+        }
+    }
+
+    fn new_round(&self, baseline: bool, owes_deletes: bool) -> RoundInfo {
+        RoundInfo { baseline, owes_deletes, started_seq: self.seq.next(), pages: 0 }
+    }
+}
+
+#[derive(Debug, Default)]
+struct PartitionOutcome {
+    report: StreamReport,
+    error: Option<PartitionError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PartitionError {
+    #[error("{}", .0.message)]
+    Source(SourceError),
+    #[error("{}{}", .0.message, .0.path.as_ref().map(|p| format!(" (path: {p})")).unwrap_or_default())]
+    Lake(LakeError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<LakeError> for PartitionError {
+    fn from(e: LakeError) -> Self {
+        PartitionError::Lake(e)
+    }
+}
+
+/// What the fetch task hands to the write task.
+enum Fetched {
+    /// A page, and the link it was fetched from (`None` for a round's first request).
+    Page(Page, Option<Cursor>),
+    /// The sync state expired; the fetcher restarted the round without a token.
+    Restarted(SourceError),
+    Failed(SourceError),
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn fetch_loop(
+    source: DynSource,
+    mb: Mailbox,
+    part: PartitionKey,
+    mut request: PageRequest,
+    seq: Arc<SeqGen>,
+    run_id: String,
+    cancel: Cancel,
+    tx: mpsc::Sender<Fetched>,
+) {
+    let mut restarts = 0u32;
+    loop {
+        if cancel.is_cancelled() {
+            return;
+        }
+        match source.fetch_page(&mb, &part, &request, &seq, &run_id).await {
+            Ok(page) => {
+                let from = match &request {
+                    PageRequest::Initial => None,
+                    PageRequest::Link(c) => Some(c.clone()),
+                };
+                let next = page.cursor.clone();
+                let done = matches!(next, Cursor::Delta(_));
+                if tx.send(Fetched::Page(page, from)).await.is_err() || done {
+                    return;
+                }
+                request = PageRequest::Link(next);
+            }
+            Err(e) if e.kind == SourceErrorKind::SyncStateExpired && request != PageRequest::Initial && restarts < 3 => {
+                restarts += 1;
+                if tx.send(Fetched::Restarted(e)).await.is_err() {
+                    return;
+                }
+                request = PageRequest::Initial;
+            }
+            Err(e) => {
+                let _ = tx.send(Fetched::Failed(e)).await;
+                return;
+            }
+        }
+    }
+}
+
+/// The write task of one partition: stages pages and commits.
+struct PartitionWriter {
+    runner: Arc<Runner>,
+    part: PartitionKey,
+    writer: Box<dyn StagedWriter>,
+    previous: Option<Checkpoint>,
+    round: RoundInfo,
+    report: StreamReport,
+    pages_since_commit: u32,
+    rows_since_commit: u64,
+    last_commit: Instant,
+    /// The nextLink after the latest staged page: where a resume continues.
+    last_link: Option<Cursor>,
+    seen_event_ids: HashSet<String>,
+    repeat_pages: u32,
+}
+
+impl PartitionWriter {
+    async fn consume(&mut self, mut rx: mpsc::Receiver<Fetched>) -> Result<(), PartitionError> {
+        let settings = self.runner.settings.clone();
+        while let Some(item) = rx.recv().await {
+            match item {
+                Fetched::Failed(e) => {
+                    // Keep what was fetched before the failure: commit it at the last safe link.
+                    if self.pages_since_commit > 0 && !matches!(e.kind, SourceErrorKind::FolderGone) {
+                        let cursor = self.last_link.clone();
+                        let _ = self.commit(cursor, false).await;
+                    }
+                    return Err(PartitionError::Source(e));
+                }
+                Fetched::Restarted(e) => {
+                    tracing::warn!(partition = %self.part, code = ?e.code, "sync state expired; re-baselining");
+                    // One commit records the new baseline round (no cursor: a crash resumes it
+                    // from scratch) and makes the rows staged so far committed state, so the
+                    // baseline's diff at the end of the round sees them.
+                    self.round = self.runner.new_round(true, true);
+                    self.report.rebaselines += 1;
+                    self.runner.progress.emit(ProgressEvent::Rebaselined { mailbox_id: self.part.mailbox_id.clone(), stream: self.part.stream });
+                    self.commit(None, true).await?;
+                }
+                Fetched::Page(page, from) => {
+                    self.check_repeats(&page)?;
+                    let rows = page.batch.num_rows() as u64;
+                    let deletes = page.removed as u64;
+                    self.writer.write(&page.batch).await?;
+                    self.report.pages += 1;
+                    self.report.upserts += rows - deletes.min(rows);
+                    self.report.deletes += deletes.min(rows);
+                    self.report.malformed_items += page.malformed_items as u64;
+                    self.report.bytes += page.bytes;
+                    self.round.pages += 1;
+                    self.pages_since_commit += 1;
+                    self.rows_since_commit += rows;
+                    self.runner.progress.emit(ProgressEvent::Page {
+                        mailbox_id: self.part.mailbox_id.clone(),
+                        stream: self.part.stream,
+                        rows,
+                        upserts: page.upserted_ids.len() as u64,
+                    });
+                    match page.cursor {
+                        Cursor::Delta(_) => {
+                            self.finish_round(page.cursor, from).await?;
+                            return Ok(());
+                        }
+                        Cursor::Next(_) => {
+                            self.last_link = Some(page.cursor.clone());
+                            let due = self.pages_since_commit >= settings.commit_every_pages
+                                || self.last_commit.elapsed() >= settings.commit_every
+                                || self.runner.cancel.is_cancelled();
+                            if due {
+                                self.commit(Some(page.cursor), false).await?;
+                            }
+                            if self.runner.stopped() {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // The fetcher stopped (cancelled): keep what was staged.
+        if self.pages_since_commit > 0 {
+            let cursor = self.last_link.clone();
+            self.commit(cursor, false).await?;
+        }
+        Ok(())
+    }
+
+    /// calendarView can hand out the same events page after page (a known Graph fault); stop
+    /// rather than loop.
+    fn check_repeats(&mut self, page: &Page) -> Result<(), PartitionError> {
+        if self.part.stream != Stream::Events || page.upserted_ids.is_empty() {
+            return Ok(());
+        }
+        let all_seen = page.upserted_ids.iter().all(|id| self.seen_event_ids.contains(id));
+        if all_seen {
+            self.repeat_pages += 1;
+            if self.repeat_pages >= 3 {
+                return Err(PartitionError::Source(SourceError::new(
+                    SourceErrorKind::Partition,
+                    None,
+                    format!(
+                        "calendarView delta returned only already-seen events on {} pages in a row; stopping this calendar instead of looping (narrow calendar_start/calendar_end or lower page_size)",
+                        self.repeat_pages
+                    ),
+                )));
+            }
+        } else {
+            self.repeat_pages = 0;
+            self.seen_event_ids.extend(page.upserted_ids.iter().cloned());
+        }
+        Ok(())
+    }
+
+    async fn finish_round(&mut self, delta: Cursor, fetched_from: Option<Cursor>) -> Result<(), PartitionError> {
+        if self.round.owes_deletes {
+            // Make this round's rows committed state first (resume point: the link of the
+            // last page), then diff against it.
+            self.commit(fetched_from, false).await?;
+            let keys = self.runner.lake.current_keys(&self.part).await?;
+            let mut gone: Vec<String> = keys
+                .into_iter()
+                .filter(|(_, k)| !k.deleted && k.seq < self.round.started_seq)
+                .map(|(id, _)| id)
+                .collect();
+            gone.sort();
+            if !gone.is_empty() {
+                let batch = self.runner.source.delete_rows(&self.part, &gone, &self.runner.seq, &self.runner.settings.run_id);
+                self.writer.write(&batch).await?;
+                self.report.deletes += gone.len() as u64;
+                self.rows_since_commit += gone.len() as u64;
+                tracing::info!(partition = %self.part, deletes = gone.len(), "baseline: items gone while the sync state was lost");
+            }
+        }
+        self.commit(Some(delta), false).await
+    }
+
+    async fn commit(&mut self, cursor: Option<Cursor>, rebaselined: bool) -> Result<(), PartitionError> {
+        let files = self.writer.finish().await?;
+        let rows = self.rows_since_commit;
+        let cp = self
+            .runner
+            .lake
+            .commit(CommitRequest {
+                partition: self.part.clone(),
+                previous: self.previous.clone(),
+                files,
+                cursor,
+                round: self.round.clone(),
+                run_id: self.runner.settings.run_id.clone(),
+                rows,
+                rebaselined,
+                retired: false,
+            })
+            .await
+            .map_err(|e| {
+                if e.kind == LakeErrorKind::Conflict {
+                    PartitionError::Other(format!("{} — stopping {}", e.message, self.part))
+                } else {
+                    PartitionError::Lake(e)
+                }
+            })?;
+        self.previous = Some(cp);
+        self.report.commits += 1;
+        self.pages_since_commit = 0;
+        self.rows_since_commit = 0;
+        self.last_commit = Instant::now();
+        self.runner.progress.emit(ProgressEvent::Committed { mailbox_id: self.part.mailbox_id.clone(), stream: self.part.stream, rows });
+        Ok(())
+    }
+}

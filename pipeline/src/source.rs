@@ -1,0 +1,115 @@
+//! The `Source` trait: what the runner needs from a delta API, with no HTTP in sight.
+//!
+//! The Graph connector implements it. Errors come back already classified
+//! ([`SourceErrorKind`]), so the runner acts in one place: re-baseline, skip a mailbox, fail a
+//! partition, fail a mailbox, or fail the run.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+
+use crate::model::{Mailbox, Page, PageRequest, PartitionKey, Stream};
+use crate::seq::SeqGen;
+
+/// How the runner must react to a source error. The connector decides; the runner obeys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceErrorKind {
+    /// The sync state behind a link is gone (410 SyncStateNotFound, SyncStateInvalid,
+    /// resyncRequired): restart the partition's round without a token, owing deletes.
+    SyncStateExpired,
+    /// The tracked folder no longer exists (404 on its message delta): retire the partition and
+    /// write delete rows for every message the output holds for it.
+    FolderGone,
+    /// The user has no mailbox (404 MailboxNotEnabledForRESTAPI, ErrorInvalidUser): skip the
+    /// mailbox when mailboxes were discovered with `mailboxes = "all"`.
+    NoMailbox,
+    /// A mailbox-level refusal (403 access policy, 403 ErrorQuotaExceeded, other 4xx): fail this
+    /// mailbox, the others go on.
+    Mailbox,
+    /// Only this partition fails (retries exhausted, a malformed page, a repeating calendar
+    /// page): the rest of the mailbox goes on; the mailbox is reported failed.
+    Partition,
+    /// Credentials or configuration refused by the identity platform: stop the whole run.
+    Auth,
+    /// Anything else that should stop the whole run.
+    Fatal,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct SourceError {
+    pub kind: SourceErrorKind,
+    /// Graph's error code when there is one (e.g. `ErrorQuotaExceeded`, `AADSTS7000215`).
+    pub code: Option<String>,
+    /// A sentence a person can act on: what happened, and what to do. Never holds a secret.
+    pub message: String,
+}
+
+impl SourceError {
+    pub fn new(kind: SourceErrorKind, code: Option<String>, message: impl Into<String>) -> Self {
+        SourceError { kind, code, message: message.into() }
+    }
+}
+
+/// Counters a source keeps per mailbox, read by the runner for the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RequestStats {
+    pub requests: u64,
+    pub throttled: u64,
+    pub retries: u64,
+    pub bytes: u64,
+    /// Milliseconds spent waiting on the limiter or on Retry-After.
+    pub throttle_wait_ms: u64,
+}
+
+/// Mailboxes found, and the users skipped because they have none.
+#[derive(Debug, Clone, Default)]
+pub struct MailboxListing {
+    pub mailboxes: Vec<Mailbox>,
+    /// (user id or UPN, reason) for users without a mailbox.
+    pub skipped: Vec<(String, String)>,
+}
+
+#[async_trait]
+pub trait Source: Send + Sync + 'static {
+    /// Resolve the configured mailboxes ("all" pages the directory; a list is resolved by id or
+    /// UPN; delegated sign-in resolves `/me`).
+    async fn mailboxes(&self) -> Result<MailboxListing, SourceError>;
+
+    /// Fetch one page of a partition's round and normalize it. `_seq` values are drawn from
+    /// `seq` in the order items appear on the page.
+    async fn fetch_page(
+        &self,
+        mailbox: &Mailbox,
+        partition: &PartitionKey,
+        request: &PageRequest,
+        seq: &SeqGen,
+        run_id: &str,
+    ) -> Result<Page, SourceError>;
+
+    /// The Arrow schema of a table.
+    fn schema(&self, stream: Stream) -> SchemaRef;
+
+    /// Delete rows (key columns set, everything else null) for the given ids of a partition.
+    fn delete_rows(
+        &self,
+        partition: &PartitionKey,
+        ids: &[String],
+        seq: &SeqGen,
+        run_id: &str,
+    ) -> RecordBatch;
+
+    /// Per-mailbox request counters so far.
+    fn stats(&self, mailbox_id: &str) -> RequestStats;
+
+    /// Folder ids the mail folder stream has seen as present, for a mailbox, from the folder
+    /// rows in `batch` (a committed `mail_folders` page): returns (present, removed) ids.
+    fn folder_changes(&self, batch: &RecordBatch) -> (HashSet<String>, HashSet<String>) {
+        crate::state::folder_changes(batch)
+    }
+}
+
+pub type DynSource = Arc<dyn Source>;

@@ -1,0 +1,33 @@
+//! Read pipeline columns (`id`, `_op`) out of record batches.
+
+use std::collections::HashSet;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+
+use crate::model::columns;
+
+/// (ids present, ids removed) in a batch of any table, by its `id` and `_op` columns.
+pub fn folder_changes(batch: &RecordBatch) -> (HashSet<String>, HashSet<String>) {
+    let mut present = HashSet::new();
+    let mut removed = HashSet::new();
+    let (Some(ids), Some(ops)) = (batch.column_by_name(columns::ID), batch.column_by_name(columns::OP)) else {
+        return (present, removed);
+    };
+    let (Some(ids), Some(ops)) = (ids.as_string_opt::<i32>(), ops.as_string_opt::<i32>()) else {
+        return (present, removed);
+    };
+    for i in 0..batch.num_rows() {
+        if ids.is_null(i) {
+            continue;
+        }
+        let id = ids.value(i).to_string();
+        if ops.value(i) == columns::OP_DELETE {
+            present.remove(&id);
+            removed.insert(id);
+        } else {
+            removed.remove(&id);
+            present.insert(id);
+        }
+    }
+    (present, removed)
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every test of outlake on a fresh machine: installs and starts the storage emulators
+# (Azurite, an S3-compatible server) on 127.0.0.1, then runs the whole workspace's tests.
+# Usage: bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+if [ -f scripts/emulators.sh ]; then
+  bash scripts/emulators.sh start
+  trap 'bash scripts/emulators.sh stop || true' EXIT
+  eval "$(bash scripts/emulators.sh env)"
+fi
+
+cargo test --workspace --locked -- --test-threads 2

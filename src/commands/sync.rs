@@ -1,0 +1,71 @@
+//! `outlake sync`: one incremental run, with progress, a report, metrics and an exit code.
+
+use outlake_pipeline::runner::{Cancel, RunReport};
+
+use crate::cli::{ConfigArg, RunOutputArgs};
+use crate::{exit, progress, report};
+
+pub async fn run(config: ConfigArg, output: RunOutputArgs) -> u8 {
+    let cfg = match super::load_config(&config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let cancel = Cancel::default();
+    install_interrupt(cancel.clone());
+    let (sink, renderer) = progress::start(output.progress);
+    let result = crate::wiring::sync_once(&cfg, sink, cancel.clone()).await;
+    renderer.finish().await;
+    match result {
+        Ok(rep) => finish(&rep, &output, cancel.is_cancelled()),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::FAILURE
+        }
+    }
+}
+
+/// Print the summary, write report and metrics, and choose the exit code.
+pub fn finish(rep: &RunReport, output: &RunOutputArgs, interrupted: bool) -> u8 {
+    report::print_summary(rep);
+    if let Some(path) = &output.report {
+        if let Err(e) = report::write_json(rep, path) {
+            eprintln!("error: writing the report to {}: {e}", path.display());
+            return exit::FAILURE;
+        }
+    }
+    if let Some(path) = &output.metrics {
+        if let Err(e) = report::write_prometheus(rep, path) {
+            eprintln!("error: writing metrics to {}: {e}", path.display());
+            return exit::FAILURE;
+        }
+    }
+    exit_code(rep, interrupted)
+}
+
+pub fn exit_code(rep: &RunReport, interrupted: bool) -> u8 {
+    if let Some(kind) = &rep.fatal_kind {
+        return if kind == "Auth" { exit::CONFIG_OR_AUTH } else { exit::FAILURE };
+    }
+    if interrupted {
+        return exit::INTERRUPTED;
+    }
+    if rep.failed_mailboxes().next().is_some() { exit::PARTIAL } else { exit::OK }
+}
+
+fn install_interrupt(cancel: Cancel) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut term) = signal(SignalKind::terminate()) else { return };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::warn!("interrupted: committing what is staged, then stopping");
+        cancel.cancel();
+    });
+}

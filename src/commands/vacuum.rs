@@ -1,0 +1,33 @@
+//! `outlake vacuum`: remove staged files no commit references.
+
+use std::time::Duration;
+
+use crate::cli::ConfigArg;
+use crate::exit;
+
+pub async fn run(config: ConfigArg, older_than_secs: u64) -> u8 {
+    let cfg = match super::load_config(&config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let lake = match crate::wiring::open_lake(&cfg).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return exit::FAILURE;
+        }
+    };
+    match lake.vacuum(Duration::from_secs(older_than_secs)).await {
+        Ok(removed) => {
+            for p in &removed {
+                println!("removed {p}");
+            }
+            println!("{} orphaned staged file(s) removed", removed.len());
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: vacuum failed: {e}");
+            exit::FAILURE
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! The `outlake` binary: command line, configuration, wiring, progress rendering.
+//! The engine lives in the `outlake-pipeline` crate; Graph in `outlake-connectors`; storage in
+//! `outlake-sinks`; the Graph double in `outlake-simulator`.
+
+mod cli;
+mod commands;
+mod exit;
+mod logging;
+mod progress;
+mod report;
+mod wiring;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let code = rt.block_on(async move {
+        match cli.command {
+            Command::Sync { config, output } => commands::sync::run(config, output).await,
+            Command::Demo { dir, messages, users, output } => commands::demo::run(dir, messages, users, output).await,
+            Command::Sim(args) => commands::sim::run(args).await,
+            Command::Status { config, json } => commands::status::run(config, json).await,
+            Command::Reset { config, mailbox, stream } => commands::reset::run(config, mailbox, stream).await,
+            Command::Vacuum { config, older_than_secs } => commands::vacuum::run(config, older_than_secs).await,
+        }
+    });
+    ExitCode::from(code)
+}

@@ -1,0 +1,107 @@
+//! The end of a run in three forms: a human summary on stderr, a JSON report (`--report`),
+//! and Prometheus text metrics (`--metrics`). None holds a secret: the report is built from
+//! counters and error messages, which never include one.
+
+use std::io::Write;
+use std::path::Path;
+
+use outlake_pipeline::runner::{MailboxStatus, RunReport};
+
+pub fn print_summary(rep: &RunReport) {
+    let ok = rep.mailboxes.iter().filter(|m| m.status == MailboxStatus::Ok).count();
+    let skipped = rep.mailboxes.iter().filter(|m| m.status == MailboxStatus::Skipped).count();
+    let failed: Vec<_> = rep.failed_mailboxes().collect();
+    let upserts = rep.total(|s| s.upserts);
+    let deletes = rep.total(|s| s.deletes);
+    let requests: u64 = rep.mailboxes.iter().map(|m| m.requests).sum();
+    let throttled: u64 = rep.mailboxes.iter().map(|m| m.throttled).sum();
+    let rebaselines = rep.total(|s| s.rebaselines);
+    eprintln!(
+        "run {}: {} mailbox(es) synced, {} skipped, {} failed; {} upserts, {} deletes; {} requests ({} throttled); {} re-baseline(s); {:.1}s",
+        rep.run_id,
+        ok,
+        skipped,
+        failed.len(),
+        upserts,
+        deletes,
+        requests,
+        throttled,
+        rebaselines,
+        rep.duration_ms as f64 / 1000.0
+    );
+    for m in rep.mailboxes.iter().filter(|m| m.status == MailboxStatus::Skipped) {
+        eprintln!("  skipped {}: {}", m.label, m.error.as_deref().unwrap_or(""));
+    }
+    for m in &failed {
+        eprintln!("  FAILED {}: {}", m.label, m.error.as_deref().unwrap_or("unknown error"));
+    }
+    if let Some(f) = &rep.fatal {
+        eprintln!("  STOPPED: {f}");
+    }
+}
+
+pub fn write_json(rep: &RunReport, path: &Path) -> std::io::Result<()> {
+    let totals = serde_json::json!({
+        "upserts": rep.total(|s| s.upserts),
+        "deletes": rep.total(|s| s.deletes),
+        "pages": rep.total(|s| s.pages),
+        "commits": rep.total(|s| s.commits),
+        "rebaselines": rep.total(|s| s.rebaselines),
+        "bytes": rep.total(|s| s.bytes),
+        "requests": rep.mailboxes.iter().map(|m| m.requests).sum::<u64>(),
+        "throttled": rep.mailboxes.iter().map(|m| m.throttled).sum::<u64>(),
+        "retries": rep.mailboxes.iter().map(|m| m.retries).sum::<u64>(),
+        "mailboxes_ok": rep.mailboxes.iter().filter(|m| m.status == MailboxStatus::Ok).count(),
+        "mailboxes_failed": rep.failed_mailboxes().count(),
+        "mailboxes_skipped": rep.mailboxes.iter().filter(|m| m.status == MailboxStatus::Skipped).count(),
+    });
+    let mut doc = serde_json::to_value(rep).map_err(std::io::Error::other)?;
+    doc["totals"] = totals;
+    write_atomic(path, serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)?.as_bytes())
+}
+
+pub fn write_prometheus(rep: &RunReport, path: &Path) -> std::io::Result<()> {
+    let mut out = String::new();
+    let mut metric = |name: &str, help: &str, kind: &str, samples: Vec<(String, f64)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, v) in samples {
+            out.push_str(&format!("{name}{labels} {v}\n"));
+        }
+    };
+    let per_stream = |f: &dyn Fn(&outlake_pipeline::runner::StreamReport) -> u64| -> Vec<(String, f64)> {
+        rep.mailboxes
+            .iter()
+            .flat_map(|m| m.streams.iter().map(move |(s, r)| (format!("{{mailbox=\"{}\",stream=\"{}\"}}", esc(&m.mailbox_id), s), f(r) as f64)))
+            .collect()
+    };
+    metric("outlake_rows_upserted", "Upsert rows committed in the last run.", "gauge", per_stream(&|r| r.upserts));
+    metric("outlake_rows_deleted", "Delete rows committed in the last run.", "gauge", per_stream(&|r| r.deletes));
+    metric("outlake_rebaselines", "Rounds restarted without a token in the last run.", "gauge", per_stream(&|r| r.rebaselines));
+    let per_mailbox = |f: &dyn Fn(&outlake_pipeline::runner::MailboxReport) -> f64| -> Vec<(String, f64)> {
+        rep.mailboxes.iter().filter(|m| m.status != MailboxStatus::Skipped).map(|m| (format!("{{mailbox=\"{}\"}}", esc(&m.mailbox_id)), f(m))).collect()
+    };
+    metric("outlake_requests", "Graph requests made in the last run.", "gauge", per_mailbox(&|m| m.requests as f64));
+    metric("outlake_throttled_responses", "429 responses received in the last run.", "gauge", per_mailbox(&|m| m.throttled as f64));
+    metric("outlake_retries", "Requests retried in the last run.", "gauge", per_mailbox(&|m| m.retries as f64));
+    metric("outlake_mailbox_failed", "1 when the mailbox failed in the last run.", "gauge", per_mailbox(&|m| if m.status == MailboxStatus::Failed { 1.0 } else { 0.0 }));
+    metric("outlake_run_duration_seconds", "Wall time of the last run.", "gauge", vec![(String::new(), rep.duration_ms as f64 / 1000.0)]);
+    metric("outlake_run_success", "1 when the last run finished without failures.", "gauge", vec![(String::new(), if rep.fatal.is_none() && rep.failed_mailboxes().next().is_none() { 1.0 } else { 0.0 })]);
+    metric("outlake_last_run_timestamp_seconds", "When the last run started.", "gauge", vec![(String::new(), rep.started_at.timestamp() as f64)]);
+    write_atomic(path, out.as_bytes())
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Write to a temporary file beside `path`, then rename: collectors never read half a file.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("outlake")));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,102 @@
+//! From a validated `Config` to running parts: the Graph source, the lake, the runner.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use outlake_config::{AuthKind, Config, Mailboxes};
+use outlake_connectors::graph::{AuthMode, GraphOptions, GraphSource, MailboxSelection};
+use outlake_pipeline::lake::DynLake;
+use outlake_pipeline::model::Stream;
+use outlake_pipeline::progress::Progress;
+use outlake_pipeline::runner::{Cancel, RunReport, RunSettings, Runner};
+use outlake_pipeline::seq::SeqGen;
+use outlake_pipeline::source::DynSource;
+use outlake_sinks::WriterSettings;
+
+pub fn graph_options(cfg: &Config) -> anyhow::Result<GraphOptions> {
+    let s = &cfg.source;
+    let l = &cfg.limits;
+    let auth = match s.auth {
+        AuthKind::ClientCredentials => AuthMode::ClientCredentials,
+        AuthKind::AuthorizationCode | AuthKind::DeviceCode => anyhow::bail!(
+            "source.auth = {:?} (delegated sign-in) is not available in this build; use client_credentials",
+            s.auth.as_str()
+        ),
+    };
+    Ok(GraphOptions {
+        tenant_id: s.tenant_id.clone(),
+        client_id: s.client_id.clone(),
+        client_secret: s.client_secret.clone(),
+        authority_url: s.authority_url.clone(),
+        graph_url: s.graph_url.clone(),
+        auth,
+        mailboxes: match &s.mailboxes {
+            Mailboxes::All => MailboxSelection::All,
+            Mailboxes::Me => MailboxSelection::Me,
+            Mailboxes::List(l) => MailboxSelection::List(l.clone()),
+        },
+        page_size: s.page_size,
+        fetch_bodies: s.fetch_bodies,
+        calendar_start: s.calendar_start,
+        calendar_end: s.calendar_end,
+        requests_per_window: l.requests_per_window,
+        window: l.window,
+        max_concurrent_per_mailbox: l.max_concurrent_per_mailbox,
+        max_in_flight_total: l.max_in_flight,
+        retry_max_attempts: l.retry_max_attempts,
+        retry_max_wait: l.retry_max_wait,
+        retry_max_total: l.retry_max_total,
+        max_page_bytes: l.max_page_bytes,
+        request_timeout: l.request_timeout,
+    })
+}
+
+pub async fn open_lake(cfg: &Config) -> anyhow::Result<DynLake> {
+    let settings = WriterSettings {
+        row_group_rows: cfg.sink.row_group_rows,
+        target_file_bytes: cfg.sink.target_file_bytes,
+        zstd_level: cfg.sink.zstd_level,
+    };
+    let lake = outlake_sinks::open_lake(&cfg.sink.url, cfg.checkpoint.url.as_deref(), &cfg.sink.options, settings)
+        .await
+        .with_context(|| format!("opening the lake at {}", cfg.sink.url))?;
+    Ok(Arc::new(lake))
+}
+
+pub fn streams(cfg: &Config) -> Vec<Stream> {
+    cfg.source.streams.iter().filter_map(|s| Stream::parse(s)).collect()
+}
+
+/// Run one sync with the given progress sink and cancel flag.
+pub async fn sync_once(cfg: &Config, progress: Progress, cancel: Cancel) -> anyhow::Result<RunReport> {
+    let lake = open_lake(cfg).await?;
+    let source: DynSource = Arc::new(GraphSource::new(graph_options(cfg)?).context("setting up the Graph client")?);
+    let floor = Runner::seq_floor(&lake).await.context("reading checkpoints")?;
+    let run_id = uuid_like();
+    let settings = RunSettings {
+        run_id,
+        streams: streams(cfg),
+        commit_every_pages: cfg.checkpoint.commit_every_pages,
+        commit_every: cfg.checkpoint.commit_every,
+        max_parallel_mailboxes: cfg.limits.max_parallel_mailboxes as usize,
+        max_concurrent_per_mailbox: cfg.limits.max_concurrent_per_mailbox as usize,
+        folder_filter: None,
+    };
+    let runner = Arc::new(Runner::new(source, lake, settings, progress, Arc::new(SeqGen::new(floor)), cancel));
+    Ok(runner.run().await)
+}
+
+/// A run id: UTC time plus random suffix, sortable and readable in file listings.
+pub fn uuid_like() -> String {
+    let now = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let r: u32 = rand_u32();
+    format!("{now}-{r:08x}")
+}
+
+fn rand_u32() -> u32 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(std::process::id() as u64);
+    h.finish() as u32
+}
