@@ -1,0 +1,50 @@
+//! The ground truth: what a full sync of every mailbox must produce.
+//!
+//! ```json
+//! {"mailboxes":[{
+//!    "id": "<user id>", "userPrincipalName": "…", "has_mailbox": true,
+//!    "mail_folders": [ <folder as mailFolders/delta serves it, every folder of the tree except the root> ],
+//!    "messages": [ <message as messages/delta serves it with Prefer IdType="ImmutableId" and no
+//!                   $select: every property, immutable id, parentFolderId> ],
+//!    "events": [ <every event instance (singleInstance, occurrence, exception; never a series
+//!                master; cancelled ones included, deleted ones not) as calendarView/delta serves it
+//!                without outlook.timezone: start/end in UTC, all-day events at midnight in their
+//!                original zone; immutable ids> ]
+//! }]}
+//! ```
+//! Events are not limited to a window: a client comparing a calendarView window keeps the
+//! instances with `start < windowEnd && end > windowStart` (compare instants: convert
+//! `start`/`end` from their `timeZone`). Users without a mailbox have empty lists.
+
+use serde_json::{Value, json};
+
+use crate::state::State;
+use crate::wire::{self, MessageShape};
+
+pub fn truth(st: &State) -> Value {
+    let shape = MessageShape { immutable: true, select: None, text_body: false };
+    let mailboxes: Vec<Value> = st
+        .world
+        .users
+        .iter()
+        .map(|u| {
+            let (folders, messages, events) = match &u.mailbox {
+                None => (vec![], vec![], vec![]),
+                Some(mb) => (
+                    mb.folders.values().map(|f| wire::folder_value(f, mb.folders.values().filter(|c| c.parent_id == f.id).count())).collect(),
+                    mb.messages.values().map(|m| wire::message_value(m, &shape)).collect(),
+                    mb.events.values().map(|e| wire::event_value(e, None)).collect(),
+                ),
+            };
+            json!({
+                "id": u.id,
+                "userPrincipalName": u.upn,
+                "has_mailbox": u.mailbox.is_some(),
+                "mail_folders": folders,
+                "messages": messages,
+                "events": events,
+            })
+        })
+        .collect();
+    json!({"mailboxes": mailboxes})
+}
