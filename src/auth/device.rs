@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use oauth2::devicecode::{DeviceCodeErrorResponse, DeviceCodeErrorResponseType};
+use oauth2::{DeviceCodeErrorResponse, DeviceCodeErrorResponseType};
 use oauth2::{RequestTokenError, Scope};
 use outlake_config::Config;
 
