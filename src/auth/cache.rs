@@ -223,4 +223,27 @@ mod tests {
         assert_ne!(cache_key("t", "c"), cache_key("t2", "c"));
         assert_eq!(cache_key("t", "c").len(), 16);
     }
+
+    #[test]
+    fn save_is_private_and_replaces_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("tokens.json");
+        let mut c = sample();
+        save(&path, &c).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+        }
+        c.refresh_token = Some(Secret::new("RT-2"));
+        save(&path, &c).unwrap();
+        let back = load(&path).unwrap().unwrap();
+        assert_eq!(back.refresh_token.unwrap().expose(), "RT-2");
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(names.len(), 1, "no temporary files left: {names:?}");
+        assert!(remove(&path).unwrap());
+        assert!(!remove(&path).unwrap());
+        assert!(load(&path).unwrap().is_none());
+    }
 }

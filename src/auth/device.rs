@@ -12,14 +12,13 @@ use oauth2::{RequestTokenError, Scope};
 use outlake_config::Config;
 
 use super::client::{self, MsDeviceFields, TokenFailure};
-use super::http::OAuthHttp;
 use super::{LoginError, cache};
 
 type DeviceAuth = oauth2::DeviceAuthorizationResponse<MsDeviceFields>;
 
 pub async fn login(cfg: &Config, no_browser: bool, timeout: Duration) -> Result<(), LoginError> {
     let oauth = client::ms_client(cfg).map_err(LoginError::Config)?;
-    let http = OAuthHttp::new().map_err(LoginError::Failure)?;
+    let http = super::http::new_client().map_err(LoginError::Failure)?;
     let path = cache::cache_path(cfg).map_err(LoginError::Config)?;
     let scopes = client::sign_in_scopes(cfg);
 
@@ -35,7 +34,7 @@ pub async fn login(cfg: &Config, no_browser: bool, timeout: Duration) -> Result<
                     LoginError::Auth(format!("the device code endpoint refused the request: {code}"))
                 }
             },
-            RequestTokenError::Request(e) => LoginError::Failure(format!("cannot reach the device code endpoint: {e}")),
+            RequestTokenError::Request(e) => LoginError::Failure(format!("cannot reach the device code endpoint: {}", super::http::error_chain(&e))),
             RequestTokenError::Parse(e, _) => LoginError::Failure(format!("the device code endpoint's answer is not a device authorization ({})", e.path())),
             RequestTokenError::Other(m) => LoginError::Failure(format!("the device code endpoint's answer is unusable: {m}")),
         })?;
@@ -115,7 +114,7 @@ fn describe_poll_error(e: &RequestTokenError<super::http::OAuthHttpError, Device
                 }
             }
         }
-        RequestTokenError::Request(e) => LoginError::Failure(format!("cannot reach the token endpoint: {e}")),
+        RequestTokenError::Request(e) => LoginError::Failure(format!("cannot reach the token endpoint: {}", super::http::error_chain(&e))),
         RequestTokenError::Parse(e, _) => LoginError::Failure(format!("the token endpoint's answer is not a token response ({})", e.path())),
         RequestTokenError::Other(m) => LoginError::Failure(format!("the device sign-in failed: {m}")),
     }

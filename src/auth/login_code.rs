@@ -16,12 +16,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::client::{self, TokenFailure};
-use super::http::OAuthHttp;
 use super::{LoginError, cache};
 
 pub async fn login(cfg: &Config, no_browser: bool, timeout: Duration) -> Result<(), LoginError> {
     let oauth = client::ms_client(cfg).map_err(LoginError::Config)?;
-    let http = OAuthHttp::new().map_err(LoginError::Failure)?;
+    let http = super::http::new_client().map_err(LoginError::Failure)?;
     let path = cache::cache_path(cfg).map_err(LoginError::Config)?;
     let redirect = cfg.source.redirect_uri.clone();
     let listeners = bind_loopback(&redirect).await?;
@@ -125,7 +124,7 @@ pub(super) fn describe_exchange_error(e: &oauth2::RequestTokenError<super::http:
                 LoginError::Auth(format!("the token endpoint refused the authorization code: {code}; run outlake auth login again"))
             }
         },
-        oauth2::RequestTokenError::Request(e) => LoginError::Failure(format!("cannot reach the token endpoint: {e}")),
+        oauth2::RequestTokenError::Request(e) => LoginError::Failure(format!("cannot reach the token endpoint: {}", super::http::error_chain(e))),
         // The body may hold tokens: never shown.
         oauth2::RequestTokenError::Parse(e, _) => LoginError::Failure(format!("the token endpoint's answer is not a token response ({})", e.path())),
         oauth2::RequestTokenError::Other(m) => LoginError::Failure(format!("the token endpoint's answer is unusable: {m}")),

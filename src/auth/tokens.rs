@@ -70,7 +70,7 @@ pub fn open(cfg: &Config) -> Result<CachedTokens, String> {
     Ok(CachedTokens {
         path,
         oauth: client::ms_client(cfg)?,
-        http: OAuthHttp::new()?,
+        http: super::http::new_client()?,
         scopes: client::refresh_scopes(cfg),
         state: tokio::sync::Mutex::new(Inner { cache: cached, dead: None }),
         generation: AtomicU64::new(0),
@@ -79,10 +79,6 @@ pub fn open(cfg: &Config) -> Result<CachedTokens, String> {
 }
 
 impl CachedTokens {
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
-    }
-
     /// A valid access token. Without `force_refresh` the cached one is returned while it has
     /// more than [`REFRESH_EARLY`] left; with it (after a 401) a new one is fetched, unless a
     /// refresh finished while this call waited for the lock.
@@ -154,7 +150,7 @@ impl CachedTokens {
                     }
                     TokenFailure::Transient { code } => format!("the identity platform is temporarily unavailable ({code})"),
                 },
-                Err(RequestTokenError::Request(e)) => format!("cannot reach the token endpoint: {e}"),
+                Err(RequestTokenError::Request(e)) => format!("cannot reach the token endpoint: {}", super::http::error_chain(&e)),
                 Err(RequestTokenError::Parse(e, _)) => {
                     return Err(SourceError::new(
                         SourceErrorKind::Fatal,
@@ -177,6 +173,15 @@ impl CachedTokens {
             tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, "refreshing the access token failed, retrying: {retryable_msg}");
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+/// What `sync` asks for: the connector calls this before each Graph request, and with
+/// `force_refresh = true` once after a 401.
+#[async_trait::async_trait]
+impl outlake_connectors::graph::DelegatedTokens for CachedTokens {
+    async fn access_token(&self, force_refresh: bool) -> Result<Secret, SourceError> {
+        CachedTokens::access_token(self, force_refresh).await
     }
 }
 
