@@ -95,6 +95,9 @@ pub enum Command {
         #[arg(long)]
         stream: Option<String>,
     },
+    /// Delegated sign-in: sign in as a user, show who is signed in, sign out.
+    #[command(subcommand)]
+    Auth(crate::auth::AuthCommand),
     /// Remove staged files that no commit references (left by a crash).
     Vacuum {
         #[command(flatten)]

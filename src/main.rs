@@ -2,6 +2,7 @@
 //! The engine lives in the `outlake-pipeline` crate; Graph in `outlake-connectors`; storage in
 //! `outlake-sinks`; the Graph double in `outlake-simulator`.
 
+mod auth;
 mod cli;
 mod commands;
 mod exit;
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
             Command::Sim(args) => commands::sim::run(args).await,
             Command::Status { config, json } => commands::status::run(config, json).await,
             Command::Reset { config, mailbox, stream } => commands::reset::run(config, mailbox, stream).await,
+            Command::Auth(cmd) => auth::run(cmd).await,
             Command::Vacuum { config, older_than_secs } => commands::vacuum::run(config, older_than_secs).await,
         }
     });

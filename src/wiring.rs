@@ -18,10 +18,9 @@ pub fn graph_options(cfg: &Config) -> anyhow::Result<GraphOptions> {
     let l = &cfg.limits;
     let auth = match s.auth {
         AuthKind::ClientCredentials => AuthMode::ClientCredentials,
-        AuthKind::AuthorizationCode | AuthKind::DeviceCode => anyhow::bail!(
-            "source.auth = {:?} (delegated sign-in) is not available in this build; use client_credentials",
-            s.auth.as_str()
-        ),
+        AuthKind::AuthorizationCode | AuthKind::DeviceCode => AuthMode::Delegated {
+            tokens: Arc::new(crate::auth::tokens::open(cfg).map_err(|e| anyhow::anyhow!(e))?),
+        },
     };
     Ok(GraphOptions {
         tenant_id: s.tenant_id.clone(),

@@ -10,6 +10,12 @@ pub async fn run(config: ConfigArg, output: RunOutputArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if cfg.source.auth.is_delegated() {
+        if let Err(m) = crate::auth::tokens::open(&cfg) {
+            eprintln!("error: {m}");
+            return exit::CONFIG_OR_AUTH;
+        }
+    }
     let cancel = Cancel::default();
     install_interrupt(cancel.clone());
     let (sink, renderer) = progress::start(output.progress);

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `outlake` binary against the Graph simulator. One test binary for
 //! the whole root crate (link time on 2 cores).
 
+mod auth;
 mod support;
 mod sync_e2e;
 mod truth;
