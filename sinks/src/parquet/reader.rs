@@ -1,0 +1,166 @@
+//! Reading committed Parquet back: an [`AsyncFileReader`] over object_store that always uses the
+//! known file size (Azure rejects suffix-range requests), and the projected key read behind
+//! `current_keys`.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Int64Type};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{FutureExt, TryFutureExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use outlake_pipeline::lake::KeyRow;
+use outlake_pipeline::model::columns;
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::ProjectionMask;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+
+use crate::error::{corrupt, storage, LakeError, CHECK_STORE};
+use crate::store::StoreRoot;
+
+/// A Parquet file in an object store, read with ranged GETs.
+#[derive(Debug, Clone)]
+pub struct ObjectFileReader {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    size: u64,
+}
+
+impl ObjectFileReader {
+    /// `size` must be the object's size (from `list` or `head`).
+    pub fn new(store: Arc<dyn ObjectStore>, path: Path, size: u64) -> Self {
+        ObjectFileReader { store, path, size }
+    }
+}
+
+fn to_parquet_err(e: object_store::Error) -> ParquetError {
+    ParquetError::External(Box::new(e))
+}
+
+impl AsyncFileReader for ObjectFileReader {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        self.store.get_range(&self.path, range).map_err(to_parquet_err).boxed()
+    }
+
+    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move { self.store.get_ranges(&self.path, &ranges).await.map_err(to_parquet_err) }.boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            let metadata = ParquetMetaDataReader::new()
+                .with_arrow_reader_options(options)
+                .with_prefetch_hint(Some(64 * 1024))
+                .load_and_finish(self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        }
+        .boxed()
+    }
+}
+
+/// Read a whole Parquet object (all columns, or only `columns` that exist in it).
+pub async fn read_batches(
+    root: &StoreRoot,
+    path: &Path,
+    size: u64,
+    only: Option<&[&str]>,
+) -> Result<Vec<RecordBatch>, LakeError> {
+    let url = root.url_of(path);
+    let reader = ObjectFileReader::new(root.store.clone(), path.clone(), size);
+    let bad = |e: ParquetError| corrupt(&url, format!("could not read Parquet file {url} ({e}); if the file is damaged, move it out of the table folder and run `outlake reset` for its partition"));
+    let mut builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| match e {
+        ParquetError::External(inner) => storage("read", &url, &inner, CHECK_STORE),
+        e => bad(e),
+    })?;
+    if let Some(names) = only {
+        let indices: Vec<usize> = builder
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| names.contains(&f.name().as_str()))
+            .map(|(i, _)| i)
+            .collect();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
+        builder = builder.with_projection(mask);
+    }
+    let stream = builder.build().map_err(bad)?;
+    stream.try_collect().await.map_err(|e| match e {
+        ParquetError::External(inner) => storage("read", &url, &inner, CHECK_STORE),
+        e => bad(e),
+    })
+}
+
+/// The key columns of a file's rows as [`KeyRow`]s, keeping rows of `mailbox_id` (when the file
+/// has that column) and, when `folder` is given, rows whose `parent_folder_id` equals it.
+pub async fn read_key_rows(
+    root: &StoreRoot,
+    path: &Path,
+    size: u64,
+    mailbox_id: &str,
+    folder: Option<&str>,
+) -> Result<Vec<KeyRow>, LakeError> {
+    let wanted = [
+        columns::ID,
+        columns::SEQ,
+        columns::OP,
+        columns::CHANGE_KEY,
+        columns::PARENT_FOLDER_ID,
+        columns::MAILBOX_ID,
+    ];
+    let batches = read_batches(root, path, size, Some(&wanted)).await?;
+    let url = root.url_of(path);
+    let mut rows = Vec::new();
+    for batch in batches {
+        let text = |name: &str| -> Result<Option<Vec<Option<String>>>, LakeError> {
+            let Some(col) = batch.column_by_name(name) else { return Ok(None) };
+            let col = cast(col, &DataType::Utf8).map_err(|e| {
+                corrupt(&url, format!("column `{name}` of {url} is not text ({e}); the file was not written by outlake"))
+            })?;
+            let s = col.as_string::<i32>();
+            Ok(Some((0..s.len()).map(|i| s.is_valid(i).then(|| s.value(i).to_string())).collect()))
+        };
+        let missing = |name: &str| corrupt(&url, format!("{url} has no `{name}` column; the file was not written by outlake: move it out of the table folder"));
+        let ids = text(columns::ID)?.ok_or_else(|| missing(columns::ID))?;
+        let ops = text(columns::OP)?.ok_or_else(|| missing(columns::OP))?;
+        let change_keys = text(columns::CHANGE_KEY)?;
+        let folders = text(columns::PARENT_FOLDER_ID)?;
+        let mailboxes = text(columns::MAILBOX_ID)?;
+        let seq_col = batch.column_by_name(columns::SEQ).ok_or_else(|| missing(columns::SEQ))?;
+        let seq_col = cast(seq_col, &DataType::Int64)
+            .map_err(|e| corrupt(&url, format!("column `_seq` of {url} is not an integer ({e})")))?;
+        let seqs = seq_col.as_primitive::<Int64Type>();
+        for i in 0..batch.num_rows() {
+            let Some(id) = ids[i].clone() else { continue };
+            if let Some(m) = &mailboxes
+                && m[i].as_deref() != Some(mailbox_id)
+            {
+                continue;
+            }
+            let parent = folders.as_ref().and_then(|f| f[i].clone());
+            if let Some(folder) = folder
+                && parent.as_deref() != Some(folder)
+            {
+                continue;
+            }
+            if seqs.is_null(i) {
+                continue;
+            }
+            let op = ops[i].clone().unwrap_or_else(|| columns::OP_UPSERT.to_string());
+            let change_key = change_keys.as_ref().and_then(|c| c[i].clone());
+            rows.push((id, parent, seqs.value(i), op, change_key));
+        }
+    }
+    Ok(rows)
+}

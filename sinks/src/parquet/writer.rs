@@ -1,0 +1,140 @@
+//! The staged Parquet writer: batches in, staged files out.
+//!
+//! Layering as in iceberg-rust: a format writer (`AsyncArrowWriter` over object_store's
+//! `BufWriter`, which switches to a multipart upload once a file outgrows its buffer) inside a
+//! rolling writer (a new file once the current one reaches `target_file_bytes`, or when the
+//! batch schema changes), with names from [`layout`](super::layout). `finish` closes the open
+//! file and returns every file written since the last `finish` as [`StagedFile`]s; nothing is
+//! committed here. Files are zstd-compressed, with page-level statistics.
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use outlake_pipeline::lake::StagedWriter;
+use outlake_pipeline::model::{PartitionKey, StagedFile};
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use uuid::Uuid;
+
+use super::layout;
+use crate::error::{storage, LakeError, CHECK_STORE};
+use crate::store::StoreRoot;
+
+/// How staged files are cut and encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterSettings {
+    /// Maximum rows per row group.
+    pub row_group_rows: usize,
+    /// A file is closed and a new one started once it reaches this many bytes (approximate:
+    /// checked after each batch, counting the encoded row group in progress).
+    pub target_file_bytes: u64,
+    /// zstd level, 1..=22.
+    pub zstd_level: i32,
+}
+
+impl Default for WriterSettings {
+    fn default() -> Self {
+        WriterSettings { row_group_rows: 128 * 1024, target_file_bytes: 128 * 1024 * 1024, zstd_level: 3 }
+    }
+}
+
+impl WriterSettings {
+    pub(crate) fn properties(&self, partition: &PartitionKey) -> WriterProperties {
+        // An out-of-range level falls back to zstd's default rather than failing every write.
+        let level = ZstdLevel::try_new(self.zstd_level).unwrap_or_default();
+        WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_max_row_group_row_count(Some(self.row_group_rows.max(1)))
+            .set_key_value_metadata(Some(vec![KeyValue::new(
+                "outlake.partition".to_string(),
+                partition.slug(),
+            )]))
+            .build()
+    }
+}
+
+struct OpenFile {
+    id: Uuid,
+    schema: SchemaRef,
+    writer: AsyncArrowWriter<BufWriter>,
+    rows: u64,
+}
+
+/// [`StagedWriter`] over an object store; made by [`ObjectLake::writer`](crate::ObjectLake).
+pub struct ObjectStagedWriter {
+    data: StoreRoot,
+    partition: PartitionKey,
+    settings: WriterSettings,
+    open: Option<OpenFile>,
+    done: Vec<StagedFile>,
+    pending_rows: u64,
+}
+
+impl ObjectStagedWriter {
+    pub fn new(data: StoreRoot, partition: PartitionKey, settings: WriterSettings) -> Self {
+        ObjectStagedWriter { data, partition, settings, open: None, done: Vec::new(), pending_rows: 0 }
+    }
+
+    fn start(&self, schema: SchemaRef) -> Result<OpenFile, LakeError> {
+        let id = layout::new_file_id();
+        let path = Path::from(layout::staging_path(id));
+        let sink = BufWriter::new(self.data.store.clone(), path.clone());
+        let writer = AsyncArrowWriter::try_new(sink, schema.clone(), Some(self.settings.properties(&self.partition)))
+            .map_err(|e| storage("start staged file", &self.data.url_of(&path), &e, "the batch schema cannot be written as Parquet; this is a bug in the table schema"))?;
+        Ok(OpenFile { id, schema, writer, rows: 0 })
+    }
+
+    async fn close_open(&mut self) -> Result<(), LakeError> {
+        let Some(mut f) = self.open.take() else { return Ok(()) };
+        let staging = layout::staging_path(f.id);
+        let url = self.data.url_of(&Path::from(staging.clone()));
+        f.writer.finish().await.map_err(|e| storage("finish staged file", &url, &e, CHECK_STORE))?;
+        self.done.push(StagedFile {
+            staging_path: staging,
+            table_path: layout::table_path(&self.partition, f.id),
+            rows: f.rows,
+            bytes: f.writer.bytes_written() as u64,
+        });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StagedWriter for ObjectStagedWriter {
+    async fn write(&mut self, batch: &RecordBatch) -> Result<(), LakeError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if self.open.as_ref().is_some_and(|f| f.schema != batch.schema()) {
+            self.close_open().await?;
+        }
+        if self.open.is_none() {
+            self.open = Some(self.start(batch.schema())?);
+        }
+        let f = self.open.as_mut().expect("opened above");
+        let url = self.data.url_of(&Path::from(layout::staging_path(f.id)));
+        f.writer.write(batch).await.map_err(|e| storage("write staged file", &url, &e, CHECK_STORE))?;
+        f.rows += batch.num_rows() as u64;
+        self.pending_rows += batch.num_rows() as u64;
+        let size = (f.writer.bytes_written() + f.writer.in_progress_size()) as u64;
+        if size >= self.settings.target_file_bytes {
+            self.close_open().await?;
+        }
+        Ok(())
+    }
+
+    fn pending_rows(&self) -> u64 {
+        self.pending_rows
+    }
+
+    async fn finish(&mut self) -> Result<Vec<StagedFile>, LakeError> {
+        self.close_open().await?;
+        self.pending_rows = 0;
+        Ok(std::mem::take(&mut self.done))
+    }
+}

@@ -1,0 +1,356 @@
+//! One suite, every store: memory, local disk, Azurite and an S3 server (when running).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::compute::concat_batches;
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
+use outlake_pipeline::lake::{Lake, LakeErrorKind};
+use outlake_pipeline::model::{Checkpoint, PartitionKey, Stream};
+use outlake_sinks::parquet::{commit, layout};
+use outlake_sinks::{ObjectLake, WriterSettings};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Compression;
+
+use crate::support::*;
+
+async fn list_paths(lake: &ObjectLake, prefix: &str) -> Vec<String> {
+    let root = lake.data_root();
+    let mut v: Vec<String> = root
+        .store
+        .list(Some(&Path::from(prefix)))
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    v.sort();
+    v
+}
+
+async fn get(lake: &ObjectLake, path: &str) -> Bytes {
+    lake.data_root().store.get(&Path::from(path)).await.unwrap().bytes().await.unwrap()
+}
+
+/// Rows come back byte-for-byte through the parquet crate, zstd-compressed, with statistics.
+pub async fn stage_commit_read_back(b: &Backend) {
+    let (lake, _) = b.lake().await;
+    let p = messages("mbx-1", "inbox");
+    let input = vec![rows_batch("mbx-1", Some("inbox"), 1, 100), rows_batch("mbx-1", Some("inbox"), 101, 50)];
+    let files = stage(&lake, &p, &input).await;
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].rows, 150);
+    let cp = lake.commit(request(&p, None, files.clone())).await.unwrap();
+    assert_eq!(cp.seq, 1);
+    assert_eq!(cp.total_rows, 150);
+    assert_eq!(cp.files, files);
+
+    let bytes = get(&lake, &files[0].table_path).await;
+    assert_eq!(bytes.len() as u64, files[0].bytes);
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+    let meta = builder.metadata().clone();
+    let col = meta.row_group(0).column(0);
+    assert!(matches!(col.compression(), Compression::ZSTD(_)), "{:?}", col.compression());
+    assert!(col.statistics().is_some(), "statistics are written");
+    let got: Vec<_> = builder.build().unwrap().collect::<Result<_, _>>().unwrap();
+    let got = concat_batches(&schema(), &got).unwrap();
+    assert_eq!(got, concat_batches(&schema(), &input).unwrap());
+
+    // Published: the staged object is gone; load and list return the commit.
+    assert!(list_paths(&lake, layout::STAGING_DIR).await.is_empty());
+    assert_eq!(lake.load(&p).await.unwrap(), Some(cp.clone()));
+    assert_eq!(lake.list(Some("mbx-1")).await.unwrap(), vec![cp.clone()]);
+    assert!(lake.list(Some("other")).await.unwrap().is_empty());
+
+    // A second commit continues the sequence and counts rows over the partition's life.
+    let cp2 = stage_commit(&lake, &p, Some(cp), &[rows_batch("mbx-1", Some("inbox"), 151, 10)]).await;
+    assert_eq!((cp2.seq, cp2.total_rows), (2, 160));
+    assert_eq!(lake.load(&p).await.unwrap(), Some(cp2));
+}
+
+/// Nothing under `<table>/` until the commit; then exactly the committed files.
+pub async fn staged_files_are_invisible_until_commit(b: &Backend) {
+    let (lake, _) = b.lake().await;
+    let p = messages("mbx-1", "inbox");
+    let files = stage(&lake, &p, &[rows_batch("mbx-1", Some("inbox"), 1, 10)]).await;
+    assert!(list_paths(&lake, "messages").await.is_empty());
+    assert_eq!(list_paths(&lake, layout::STAGING_DIR).await, vec![files[0].staging_path.clone()]);
+    assert!(files[0].table_path.starts_with("messages/mbx-1/part-messages-"), "{}", files[0].table_path);
+    lake.commit(request(&p, None, files.clone())).await.unwrap();
+    assert_eq!(list_paths(&lake, "messages").await, vec![files[0].table_path.clone()]);
+}
+
+/// The writer rolls to a new file at the target size and when the schema changes.
+pub async fn writer_rolls_files(b: &Backend) {
+    let settings = WriterSettings { target_file_bytes: 1, row_group_rows: 10, zstd_level: 1 };
+    let (lake, _) = b.lake_with(settings).await;
+    let p = PartitionKey::new("mbx-1", Stream::Events, None);
+    let input: Vec<_> = (0..3).map(|i| rows_batch("mbx-1", None, i * 25, 25)).collect();
+    let mut w = lake.writer(&p);
+    for batch in &input {
+        w.write(batch).await.unwrap();
+    }
+    assert_eq!(w.pending_rows(), 75);
+    let files = w.finish().await.unwrap();
+    assert_eq!(w.pending_rows(), 0);
+    assert_eq!(files.iter().map(|f| f.rows).collect::<Vec<_>>(), vec![25, 25, 25]);
+    // Row groups are capped at row_group_rows.
+    let bytes = get(&lake, &files[0].staging_path).await;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+    assert_eq!(builder.metadata().num_row_groups(), 3);
+    // Nothing more to hand out.
+    assert!(w.finish().await.unwrap().is_empty());
+}
+
+/// 8 writers commit the same position at once: exactly one wins, the rest get Conflict.
+pub async fn concurrent_commit_has_one_winner(b: &Backend) {
+    let (lake, prefix) = b.lake().await;
+    let p = messages("mbx-1", "inbox");
+    let first = stage_commit(&lake, &p, None, &[rows_batch("mbx-1", Some("inbox"), 1, 5)]).await;
+
+    // Each contender is its own lake handle (like its own process), with its own staged file.
+    let mut contenders = Vec::new();
+    for i in 0..8 {
+        let other = b.open(&prefix, WriterSettings::default()).await;
+        let files = stage(&other, &p, &[rows_batch("mbx-1", Some("inbox"), 100 * (i + 1), 3)]).await;
+        contenders.push((other, request(&p, Some(first.clone()), files)));
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(contenders.len()));
+    let tasks: Vec<_> = contenders
+        .into_iter()
+        .map(|(l, req)| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                l.commit(req).await
+            })
+        })
+        .collect();
+    let mut winners: Vec<Checkpoint> = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(cp) => winners.push(cp),
+            Err(e) => {
+                assert_eq!(e.kind, LakeErrorKind::Conflict, "{e}");
+                assert!(e.message.contains("another outlake process committed"), "{e}");
+            }
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one winner");
+    let loaded = lake.load(&p).await.unwrap().unwrap();
+    assert_eq!(loaded, winners[0]);
+    assert_eq!(loaded.seq, 2);
+    // Only the winner's file joined the table; the losers' stay staged for vacuum.
+    assert_eq!(list_paths(&lake, "messages").await.len(), 2);
+    assert_eq!(list_paths(&lake, layout::STAGING_DIR).await.len(), 7);
+}
+
+/// The same position committed twice in a row: the second is a Conflict naming the position.
+pub async fn sequential_conflict(b: &Backend) {
+    let (lake, prefix) = b.lake().await;
+    let p = messages("mbx-1", "inbox");
+    let first = stage_commit(&lake, &p, None, &[rows_batch("mbx-1", Some("inbox"), 1, 5)]).await;
+    let second = stage_commit(&lake, &p, Some(first.clone()), &[rows_batch("mbx-1", Some("inbox"), 6, 5)]).await;
+    let other = b.open(&prefix, WriterSettings::default()).await;
+    let files = stage(&other, &p, &[rows_batch("mbx-1", Some("inbox"), 11, 5)]).await;
+    let err = other.commit(request(&p, Some(first), files)).await.unwrap_err();
+    assert_eq!(err.kind, LakeErrorKind::Conflict);
+    assert!(err.message.contains(&format!("committed {p} position 2 first")), "{err}");
+    // First commit of a partition that already has one.
+    let files = stage(&other, &p, &[rows_batch("mbx-1", Some("inbox"), 11, 5)]).await;
+    assert_eq!(other.commit(request(&p, None, files)).await.unwrap_err().kind, LakeErrorKind::Conflict);
+    assert_eq!(lake.load(&p).await.unwrap(), Some(second));
+
+    // put-if-absent itself, underneath the protocol.
+    let path = layout::commit_record_path(&p, 2);
+    let opts = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
+    let again = lake.checkpoint_root().store.put_opts(&path, PutPayload::from_static(b"{}"), opts).await;
+    assert!(matches!(again, Err(object_store::Error::AlreadyExists { .. })), "{again:?}");
+}
+
+/// Crash after the record, before publish: `load` publishes the files.
+pub async fn load_rolls_forward_an_interrupted_publish(b: &Backend) {
+    let (lake, prefix) = b.lake().await;
+    let p = messages("mbx-1", "inbox");
+    let files = stage(&lake, &p, &[rows_batch("mbx-1", Some("inbox"), 1, 7)]).await;
+    let cp = Checkpoint {
+        partition: p.clone(),
+        seq: 1,
+        cursor: None,
+        round: round(),
+        files: files.clone(),
+        run_id: "crashed".into(),
+        committed_at: chrono::Utc::now(),
+        total_rows: 7,
+        rebaselines: 0,
+        retired: false,
+    };
+    let record = layout::commit_record_path(&p, 1);
+    lake.checkpoint_root().store.put(&record, PutPayload::from(commit::encode_record(&cp))).await.unwrap();
+    assert!(list_paths(&lake, "messages").await.is_empty());
+
+    let restarted = b.open(&prefix, WriterSettings::default()).await;
+    assert_eq!(restarted.load(&p).await.unwrap(), Some(cp.clone()));
+    assert_eq!(list_paths(&lake, "messages").await, vec![files[0].table_path.clone()]);
+    assert!(list_paths(&lake, layout::STAGING_DIR).await.is_empty());
+    // Idempotent.
+    assert_eq!(restarted.load(&p).await.unwrap(), Some(cp));
+    let keys = restarted.current_keys(&p).await.unwrap();
+    assert_eq!(keys.len(), 7);
+}
+
+/// Vacuum deletes old orphans, publishes staged files a commit names, and spares young files.
+pub async fn vacuum_removes_orphans_keeps_referenced(b: &Backend) {
+    let (lake, _) = b.lake().await;
+    let p = messages("mbx-1", "inbox");
+    let orphan = stage(&lake, &p, &[rows_batch("mbx-1", Some("inbox"), 1, 3)]).await;
+    let referenced = stage(&lake, &p, &[rows_batch("mbx-1", Some("inbox"), 10, 3)]).await;
+    let cp = Checkpoint {
+        partition: p.clone(),
+        seq: 1,
+        cursor: None,
+        round: round(),
+        files: referenced.clone(),
+        run_id: "crashed".into(),
+        committed_at: chrono::Utc::now(),
+        total_rows: 3,
+        rebaselines: 0,
+        retired: false,
+    };
+    let record = layout::commit_record_path(&p, 1);
+    lake.checkpoint_root().store.put(&record, PutPayload::from(commit::encode_record(&cp))).await.unwrap();
+
+    assert!(lake.vacuum(Duration::from_secs(3600)).await.unwrap().is_empty(), "young files are left alone");
+    assert_eq!(list_paths(&lake, layout::STAGING_DIR).await.len(), 2);
+
+    tokio::time::sleep(Duration::from_millis(1100)).await; // stores keep second-precision times
+    let removed = lake.vacuum(Duration::ZERO).await.unwrap();
+    assert_eq!(removed, vec![orphan[0].staging_path.clone()]);
+    assert!(list_paths(&lake, layout::STAGING_DIR).await.is_empty());
+    assert_eq!(list_paths(&lake, "messages").await, vec![referenced[0].table_path.clone()]);
+    assert_eq!(lake.load(&p).await.unwrap(), Some(cp));
+}
+
+/// Latest `_seq` per id, only this mailbox, only this folder (messages).
+pub async fn current_keys_latest_per_id(b: &Backend) {
+    let (lake, _) = b.lake().await;
+    let inbox = messages("mbx-1", "inbox");
+    let sent = messages("mbx-1", "sent");
+    let c1 = stage_commit(
+        &lake,
+        &inbox,
+        None,
+        &[batch(&[
+            ("mbx-1", "a", Some("inbox"), Some("ck1"), "upsert", 1),
+            ("mbx-1", "b", Some("inbox"), Some("ck1"), "upsert", 2),
+            ("mbx-1", "moved", Some("sent"), Some("ck1"), "upsert", 3),
+            ("other-mbx", "x", Some("inbox"), None, "upsert", 4),
+        ])],
+    )
+    .await;
+    stage_commit(
+        &lake,
+        &inbox,
+        Some(c1),
+        &[batch(&[
+            ("mbx-1", "a", Some("inbox"), Some("ck2"), "upsert", 5),
+            ("mbx-1", "b", Some("inbox"), None, "delete", 6),
+            ("mbx-1", "a", Some("inbox"), Some("ck-old"), "upsert", 0),
+        ])],
+    )
+    .await;
+    stage_commit(&lake, &sent, None, &[batch(&[("mbx-1", "s", Some("sent"), Some("ck"), "upsert", 7)])]).await;
+    // Staged but uncommitted rows do not count.
+    stage(&lake, &inbox, &[batch(&[("mbx-1", "c", Some("inbox"), None, "upsert", 8)])]).await;
+
+    let keys = lake.current_keys(&inbox).await.unwrap();
+    let mut ids: Vec<_> = keys.keys().cloned().collect();
+    ids.sort();
+    assert_eq!(ids, vec!["a", "b"]);
+    assert_eq!((keys["a"].seq, keys["a"].deleted, keys["a"].change_key.as_deref()), (5, false, Some("ck2")));
+    assert_eq!((keys["b"].seq, keys["b"].deleted), (6, true));
+    let sent_keys = lake.current_keys(&sent).await.unwrap();
+    assert_eq!(sent_keys.keys().collect::<Vec<_>>(), vec!["s"]);
+    assert!(lake.current_keys(&messages("mbx-2", "inbox")).await.unwrap().is_empty());
+
+    // Tables without a folder key read every row of the mailbox.
+    let events = PartitionKey::new("mbx-1", Stream::Events, None);
+    stage_commit(&lake, &events, None, &[batch(&[("mbx-1", "e", None, None, "upsert", 1)])]).await;
+    assert_eq!(lake.current_keys(&events).await.unwrap()["e"].seq, 1);
+}
+
+/// `list` returns the latest commit of every partition; old records are pruned to five.
+pub async fn list_and_prune(b: &Backend) {
+    let (lake, _) = b.lake().await;
+    let inbox = messages("mbx-1", "inbox");
+    let mut prev = None;
+    for i in 0..7 {
+        prev = Some(stage_commit(&lake, &inbox, prev, &[rows_batch("mbx-1", Some("inbox"), i * 10, 2)]).await);
+    }
+    let folders = PartitionKey::new("mbx-1", Stream::MailFolders, None);
+    let f1 = stage_commit(&lake, &folders, None, &[rows_batch("mbx-1", None, 1, 2)]).await;
+    let other = PartitionKey::new("user@example.com", Stream::Events, None);
+    let o1 = stage_commit(&lake, &other, None, &[rows_batch("user@example.com", None, 1, 2)]).await;
+
+    let records: Vec<_> = lake
+        .checkpoint_root()
+        .store
+        .list(Some(&layout::commit_dir(&inbox)))
+        .map_ok(|m| m.location.filename().unwrap().to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    let mut records = records;
+    records.sort();
+    assert_eq!(records, (3..=7).map(layout::record_file_name).collect::<Vec<_>>());
+
+    let mine = lake.list(Some("mbx-1")).await.unwrap();
+    assert_eq!(mine.iter().map(|c| (c.partition.clone(), c.seq)).collect::<Vec<_>>(), vec![(folders, 1), (inbox.clone(), 7)]);
+    assert_eq!(mine[0], f1);
+    let all = lake.list(None).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all.contains(&o1));
+    assert_eq!(lake.list(Some("user@example.com")).await.unwrap(), vec![o1]);
+    assert_eq!(lake.current_keys(&inbox).await.unwrap().len(), 14);
+}
+
+macro_rules! suite {
+    ($backend:ident, $ctor:expr, [$($case:ident),* $(,)?]) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    if let Some(b) = $ctor {
+                        super::$case(&b).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! all_backends {
+    (common: [$($case:ident),* $(,)?], races: [$($race:ident),* $(,)?]) => {
+        suite!(memory, crate::support::Backend::memory(), [$($case,)* $($race,)*]);
+        suite!(local, crate::support::Backend::local(), [$($case,)* $($race,)*]);
+        suite!(azurite, crate::support::Backend::azurite(), [$($case,)* $($race,)*]);
+        // moto's conditional put is only sequentially correct: no race cases there.
+        suite!(s3, crate::support::Backend::s3(), [$($case,)*]);
+    };
+}
+
+all_backends!(
+    common: [
+        stage_commit_read_back,
+        staged_files_are_invisible_until_commit,
+        writer_rolls_files,
+        sequential_conflict,
+        load_rolls_forward_an_interrupted_publish,
+        vacuum_removes_orphans_keeps_referenced,
+        current_keys_latest_per_id,
+        list_and_prune,
+    ],
+    races: [concurrent_commit_has_one_winner],
+);
