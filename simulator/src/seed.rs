@@ -54,7 +54,8 @@ pub fn recipient(p: &Person) -> Value {
     json!({"emailAddress": {"name": p.0, "address": p.1}})
 }
 
-fn words(rng: &mut StdRng, n: usize) -> String {
+fn words(rng: &mut StdRng, n: std::ops::Range<usize>) -> String {
+    let n = rng.random_range(n);
     (0..n).map(|_| *WORDS.choose(rng).unwrap()).collect::<Vec<_>>().join(" ")
 }
 
@@ -81,7 +82,7 @@ fn body(rng: &mut StdRng) -> (String, String) {
     let mut text = String::new();
     let mut html = String::from("<html><head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\"></head><body>");
     while html.len() < target {
-        let para = words(rng, rng.random_range(8..40));
+        let para = words(rng, 8..40);
         html.push_str("<p>");
         html.push_str(&para);
         html.push_str("</p>");
@@ -120,7 +121,7 @@ pub fn message_props(
     let (html, text) = body(rng);
     let preview: String = text.chars().take(255).collect();
     let subject = subject.unwrap_or_else(|| {
-        let mut s = words(rng, rng.random_range(2..8));
+        let mut s = words(rng, 2..8);
         if rng.random_bool(0.2) {
             s = format!("RE: {s}");
         }
@@ -205,7 +206,7 @@ pub fn event(rng: &mut StdRng, owner: &Person, id: String, spec: EventSpec, crea
     }
     let online = !spec.all_day && rng.random_bool(0.4);
     let (html, text) = if rng.random_bool(0.3) { (String::new(), String::new()) } else { body(rng) };
-    let subject = spec.subject.unwrap_or_else(|| words(rng, rng.random_range(2..6)));
+    let subject = spec.subject.unwrap_or_else(|| words(rng, 2..6));
     let location = if rng.random_bool(0.5) { format!("Room {}", rng.random_range(100..500)) } else { String::new() };
     let mut p = Map::new();
     p.insert("createdDateTime".into(), json!(fmt::evt_ts(created)));
@@ -430,7 +431,7 @@ fn mailbox(cfg: &SimConfig, rng: &mut StdRng, owner: &Person, anchor: DateTime<U
             let n = rng.random_range(3..=(cfg.events_per_mailbox - made).min(8));
             let master = new_event_id(rng);
             let hour = rng.random_range(8..17);
-            let subject = words(rng, 3);
+            let subject = words(rng, 3..4);
             for k in 0..n {
                 let local = (day + Duration::weeks(k as i64)).date_naive().and_hms_opt(hour, 0, 0).unwrap();
                 let original = tz::to_utc(local, &zone);

@@ -62,7 +62,7 @@ enum TokState {
 
 struct TokenRec {
     coll: usize,
-    gen: u64,
+    gn: u64,
     immutable: bool,
     select: Option<Vec<String>>,
     top: Option<usize>,
@@ -146,9 +146,9 @@ fn coll_key(user: usize, kind: &CollKind) -> String {
     }
 }
 
-fn token_string(rng: &mut StdRng, gen: u64, coll: usize) -> String {
+fn token_string(rng: &mut StdRng, gn: u64, coll: usize) -> String {
     let mut b = Vec::with_capacity(28);
-    b.extend_from_slice(&gen.to_be_bytes());
+    b.extend_from_slice(&gn.to_be_bytes());
     b.extend_from_slice(&(coll as u32).to_be_bytes());
     let r: [u8; 16] = rng.random();
     b.extend_from_slice(&r);
@@ -203,12 +203,12 @@ impl Sync {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn issue(&mut self, rng: &mut StdRng, coll: usize, gen: u64, immutable: bool, select: Option<Vec<String>>, top: Option<usize>, state: TokState) -> String {
-        let t = token_string(rng, gen, coll);
+    fn issue(&mut self, rng: &mut StdRng, coll: usize, gn: u64, immutable: bool, select: Option<Vec<String>>, top: Option<usize>, state: TokState) -> String {
+        let t = token_string(rng, gn, coll);
         if let Some((_, v)) = self.colls[coll].tokens_by_gen.back_mut() {
             v.push(t.clone());
         }
-        self.tokens.insert(t.clone(), TokenRec { coll, gen, immutable, select, top, state });
+        self.tokens.insert(t.clone(), TokenRec { coll, gn, immutable, select, top, state });
         t
     }
 
@@ -244,8 +244,8 @@ impl Sync {
                 if col.user != req.user {
                     return Err(DeltaError::BadToken);
                 }
-                if !col.kept.contains(&rec.gen) {
-                    return Err(DeltaError::Gone { generation: rec.gen, highest: col.highest, kept: col.kept.iter().copied().collect() });
+                if !col.kept.contains(&rec.gn) {
+                    return Err(DeltaError::Gone { generation: rec.gn, highest: col.highest, kept: col.kept.iter().copied().collect() });
                 }
                 if rec.immutable != req.immutable {
                     return Err(DeltaError::Invalid);
@@ -259,7 +259,7 @@ impl Sync {
                 match &rec.state {
                     TokState::Skip { round, offset, primed } => {
                         let Some(round) = round.clone() else {
-                            return Err(DeltaError::Gone { generation: rec.gen, highest: col.highest, kept: col.kept.iter().copied().collect() });
+                            return Err(DeltaError::Gone { generation: rec.gn, highest: col.highest, kept: col.kept.iter().copied().collect() });
                         };
                         (rec.coll, rec.select.clone(), rec.top, round, *offset, *primed)
                     }
@@ -271,7 +271,7 @@ impl Sync {
             }
         };
         let kind = self.colls[coll].kind.clone();
-        let gen = self.advance(coll, knobs.generations);
+        let gn = self.advance(coll, knobs.generations);
 
         // Empty pages that still carry a nextLink.
         let remaining = round.entries.len().saturating_sub(offset);
@@ -292,10 +292,10 @@ impl Sync {
         let base = req.link_prefix.split("/v1.0").next().unwrap_or_default();
         body.put_slice(format!("{{\"@odata.context\":\"{base}/v1.0/$metadata#{context}\",").as_bytes());
         let link = if last {
-            let t = self.issue(rng, coll, gen, req.immutable, select.clone(), top, TokState::Delta { watermark: round.watermark });
+            let t = self.issue(rng, coll, gn, req.immutable, select.clone(), top, TokState::Delta { watermark: round.watermark });
             format!("\"@odata.deltaLink\":\"{}/{path}?$deltatoken={t}\",", req.link_prefix)
         } else {
-            let t = self.issue(rng, coll, gen, req.immutable, select.clone(), top, TokState::Skip { round: Some(round.clone()), offset: end, primed: true });
+            let t = self.issue(rng, coll, gn, req.immutable, select.clone(), top, TokState::Skip { round: Some(round.clone()), offset: end, primed: true });
             format!("\"@odata.nextLink\":\"{}/{path}?$skiptoken={t}\",", req.link_prefix)
         };
         body.put_slice(link.as_bytes());
