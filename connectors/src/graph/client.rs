@@ -1,0 +1,286 @@
+//! The Graph HTTP client: headers, the limiter, token refresh, bounded bodies, and retries.
+//!
+//! Contract:
+//! - Every request carries `Authorization: Bearer …`, `Prefer: odata.maxpagesize=<n>,
+//!   IdType="ImmutableId"` (on links too: Graph does not encode headers into links), a fresh
+//!   `client-request-id`, and `Accept: application/json`; gzip is accepted.
+//! - Every request first takes a [`Limiter`] permit for its mailbox (bucket + in-flight caps).
+//!   A 429 pauses that mailbox in the limiter for `Retry-After`, so all of its streams wait.
+//! - Failures are classified once ([`super::retry`]) and acted on here: retryable ones are sent
+//!   again to the same URL, after `Retry-After` when given, else after an exponential backoff
+//!   with jitter capped at `retry_max_wait`; at most `retry_max_attempts` attempts and
+//!   `retry_max_total` of waiting, after which the last cause is returned as a `Partition` error.
+//!   A 401 `InvalidAuthenticationToken` gets one new token and one more try.
+//! - Bodies larger than `max_page_bytes` are refused (by `Content-Length`, and while streaming).
+//! - Counters per mailbox: requests, 429s, retries, bytes, and time spent waiting.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use backon::{ExponentialBuilder, Retryable};
+use bytes::{Bytes, BytesMut};
+use outlake_pipeline::limiter::Limiter;
+use outlake_pipeline::source::{RequestStats, SourceError, SourceErrorKind};
+use parking_lot::Mutex;
+use reqwest::header::{ACCEPT, HeaderValue, RETRY_AFTER};
+use url::Url;
+
+use super::auth::TokenProvider;
+use super::retry::{Class, RequestKind, classify_status, parse_retry_after};
+use super::urls;
+
+/// How a successful body is turned into a value; `Retry` means the body was unusable in a way
+/// that another fetch may fix (truncated JSON).
+pub enum BodyError {
+    Retry(String),
+    Fail(SourceError),
+}
+
+/// One request to make.
+pub struct RequestSpec<'a> {
+    pub url: Url,
+    pub kind: RequestKind,
+    /// The mailbox whose limits and counters this request uses.
+    pub mailbox_key: &'a str,
+    /// The mailbox came from `mailboxes = "all"` (a missing mailbox is skipped, not failed).
+    pub discovered: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    pub page_size: u32,
+    pub retry_max_attempts: u32,
+    pub retry_max_wait: Duration,
+    pub retry_max_total: Duration,
+    pub max_page_bytes: u64,
+}
+
+pub struct GraphClient {
+    http: reqwest::Client,
+    tokens: TokenProvider,
+    limiter: Arc<Limiter>,
+    settings: ClientSettings,
+    prefer: HeaderValue,
+    stats: Mutex<HashMap<String, RequestStats>>,
+}
+
+struct AttemptError {
+    class: Class,
+    cause: String,
+}
+
+impl GraphClient {
+    pub fn new(http: reqwest::Client, tokens: TokenProvider, limiter: Arc<Limiter>, settings: ClientSettings) -> Self {
+        let prefer = HeaderValue::from_str(&format!("odata.maxpagesize={}, IdType=\"ImmutableId\"", settings.page_size))
+            .expect("ascii header value");
+        GraphClient { http, tokens, limiter, settings, prefer, stats: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn limiter(&self) -> &Arc<Limiter> {
+        &self.limiter
+    }
+
+    pub fn tokens(&self) -> &TokenProvider {
+        &self.tokens
+    }
+
+    pub fn stats(&self, mailbox_key: &str) -> RequestStats {
+        self.stats.lock().get(mailbox_key).cloned().unwrap_or_default()
+    }
+
+    fn count(&self, key: &str, f: impl FnOnce(&mut RequestStats)) {
+        let mut map = self.stats.lock();
+        if let Some(s) = map.get_mut(key) {
+            f(s);
+            return;
+        }
+        f(map.entry(key.to_string()).or_default());
+    }
+
+    /// GET `spec.url` and hand the body of a 2xx answer to `handle`, retrying as the module
+    /// contract says.
+    pub async fn get<T>(
+        &self,
+        spec: &RequestSpec<'_>,
+        handle: impl Fn(&[u8]) -> Result<T, BodyError>,
+    ) -> Result<T, SourceError> {
+        let s = &self.settings;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(500))
+            .with_max_delay(s.retry_max_wait)
+            .with_max_times(s.retry_max_attempts.saturating_sub(1) as usize)
+            .with_jitter();
+        let mut waited = Duration::ZERO;
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let result = (|| {
+            attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.attempt(spec, &handle)
+        })
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(|e: &AttemptError| matches!(e.class, Class::Retry { .. }))
+        .adjust(|e: &AttemptError, computed: Option<Duration>| {
+            // The backoff decides whether attempts remain; Retry-After decides how long to wait.
+            let computed = computed?;
+            let delay = match e.class {
+                Class::Retry { after: Some(after), .. } => after,
+                _ => computed,
+            };
+            if waited + delay > s.retry_max_total {
+                return None;
+            }
+            waited += delay;
+            Some(delay)
+        })
+        .notify(|e: &AttemptError, delay: Duration| {
+            let throttled = matches!(e.class, Class::Retry { throttled: true, .. });
+            self.count(spec.mailbox_key, |st| {
+                st.retries += 1;
+                if throttled {
+                    st.throttle_wait_ms += delay.as_millis() as u64;
+                }
+            });
+            tracing::debug!(mailbox = spec.mailbox_key, url = %urls::redact(&spec.url), cause = %e.cause, ?delay, "retrying Graph request");
+        })
+        .await;
+        result.map_err(|e| match e.class {
+            Class::Fail(err) => err,
+            _ => SourceError::new(
+                SourceErrorKind::Partition,
+                None,
+                format!(
+                    "GET {}: gave up after {} attempts and {:.1}s of waiting: {}",
+                    urls::redact(&spec.url),
+                    attempts.load(std::sync::atomic::Ordering::Relaxed),
+                    waited.as_secs_f64(),
+                    e.cause
+                ),
+            ),
+        })
+    }
+
+    async fn attempt<T>(
+        &self,
+        spec: &RequestSpec<'_>,
+        handle: &impl Fn(&[u8]) -> Result<T, BodyError>,
+    ) -> Result<T, AttemptError> {
+        let fail = |e: SourceError| AttemptError { cause: e.message.clone(), class: Class::Fail(e) };
+        let key = spec.mailbox_key;
+        let what = format!("GET {}", urls::redact(&spec.url));
+        let permit = self.limiter.acquire(key).await;
+        if permit.waited >= Duration::from_millis(1) {
+            self.count(key, |st| st.throttle_wait_ms += permit.waited.as_millis() as u64);
+        }
+        let mut token = self.tokens.token().await.map_err(fail)?;
+        let mut refreshed = false;
+        loop {
+            self.count(key, |st| st.requests += 1);
+            let sent = self
+                .http
+                .get(spec.url.clone())
+                .bearer_auth(token.expose())
+                .header("Prefer", self.prefer.clone())
+                .header("client-request-id", uuid::Uuid::new_v4().to_string())
+                .header(ACCEPT, "application/json")
+                .send()
+                .await;
+            let resp = match sent {
+                Ok(r) => r,
+                Err(e) => {
+                    return Err(AttemptError {
+                        class: Class::Retry { after: None, throttled: false },
+                        cause: format!("{what}: {}", describe_reqwest(e)),
+                    });
+                }
+            };
+            let status = resp.status();
+            let retry_after = resp
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            let body = self.read_body(resp, &what).await?;
+            self.count(key, |st| st.bytes += body.len() as u64);
+            if status.is_success() {
+                return handle(&body).map_err(|e| match e {
+                    BodyError::Retry(cause) => AttemptError {
+                        class: Class::Retry { after: None, throttled: false },
+                        cause: format!("{what}: {cause}"),
+                    },
+                    BodyError::Fail(err) => fail(err),
+                });
+            }
+            match classify_status(status, retry_after, &body, spec.kind, spec.discovered, refreshed, &what) {
+                Class::RefreshToken => {
+                    token = self.tokens.refresh(&token).await.map_err(fail)?;
+                    refreshed = true;
+                }
+                Class::Retry { after, throttled } => {
+                    if throttled {
+                        self.count(key, |st| st.throttled += 1);
+                        if let Some(after) = after {
+                            self.limiter.pause(key, tokio::time::Instant::now() + after);
+                        }
+                    }
+                    let err = super::errors::GraphError::parse(&body);
+                    return Err(AttemptError {
+                        class: Class::Retry { after, throttled },
+                        cause: format!("{what}: HTTP {} {}", status.as_u16(), err.describe()),
+                    });
+                }
+                Class::Fail(e) => return Err(fail(e)),
+            }
+        }
+    }
+
+    async fn read_body(&self, mut resp: reqwest::Response, what: &str) -> Result<Bytes, AttemptError> {
+        let max = self.settings.max_page_bytes;
+        let too_big = |n: u64| {
+            let e = SourceError::new(
+                SourceErrorKind::Partition,
+                None,
+                format!("{what}: the response body ({n} bytes or more) exceeds max_page_bytes ({max}); lower page_size or raise max_page_bytes"),
+            );
+            AttemptError { cause: e.message.clone(), class: Class::Fail(e) }
+        };
+        if let Some(len) = resp.content_length() {
+            if len > max {
+                return Err(too_big(len));
+            }
+        }
+        let cap = resp.content_length().unwrap_or(64 * 1024).min(max) as usize;
+        let mut buf = BytesMut::with_capacity(cap);
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if (buf.len() + chunk.len()) as u64 > max {
+                        return Err(too_big((buf.len() + chunk.len()) as u64));
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(buf.freeze()),
+                Err(e) => {
+                    return Err(AttemptError {
+                        class: Class::Retry { after: None, throttled: false },
+                        cause: format!("{what}: the connection failed while reading the body: {}", describe_reqwest(e)),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// A transport error with its causes, without the URL (links carry long sync tokens).
+fn describe_reqwest(e: reqwest::Error) -> String {
+    use std::error::Error as _;
+    let e = e.without_url();
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}

@@ -1,0 +1,152 @@
+//! Arrow schemas of the three tables.
+//!
+//! Every table starts with the key and pipeline columns: `mailbox_id`, `id` (and, for
+//! `messages`, `parent_folder_id`), `_op` (`upsert`|`delete`), `_seq`, `_extracted_at`,
+//! `_run_id` — all non-null. Data columns follow, snake_case of the Graph property names, all
+//! nullable (a delete row carries only the key and pipeline columns). Timestamps are
+//! `Timestamp(Microsecond, "UTC")`; lists are `List` with a nullable `item` field; recipients are
+//! `struct<name, address>`.
+
+use std::sync::{Arc, OnceLock};
+
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use outlake_pipeline::model::Stream;
+use outlake_pipeline::model::columns as c;
+
+pub fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+pub fn email_fields() -> Fields {
+    Fields::from(vec![Field::new("name", DataType::Utf8, true), Field::new("address", DataType::Utf8, true)])
+}
+
+pub fn attendee_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("type", DataType::Utf8, true),
+        Field::new("response", DataType::Utf8, true),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("address", DataType::Utf8, true),
+    ])
+}
+
+pub fn list_of(item: DataType) -> DataType {
+    DataType::List(Arc::new(Field::new("item", item, true)))
+}
+
+fn s(name: &str) -> Field {
+    Field::new(name, DataType::Utf8, true)
+}
+fn b(name: &str) -> Field {
+    Field::new(name, DataType::Boolean, true)
+}
+fn ts(name: &str) -> Field {
+    Field::new(name, ts_type(), true)
+}
+fn i(name: &str) -> Field {
+    Field::new(name, DataType::Int64, true)
+}
+
+fn head(stream: Stream) -> Vec<Field> {
+    let mut f = vec![Field::new(c::MAILBOX_ID, DataType::Utf8, false), Field::new(c::ID, DataType::Utf8, false)];
+    if stream == Stream::Messages {
+        f.push(Field::new(c::PARENT_FOLDER_ID, DataType::Utf8, false));
+    }
+    f.extend([
+        Field::new(c::OP, DataType::Utf8, false),
+        Field::new(c::SEQ, DataType::Int64, false),
+        Field::new(c::EXTRACTED_AT, ts_type(), false),
+        Field::new(c::RUN_ID, DataType::Utf8, false),
+    ]);
+    f
+}
+
+fn messages() -> Schema {
+    let recipients = || list_of(DataType::Struct(email_fields()));
+    let mut f = head(Stream::Messages);
+    f.extend([
+        s("subject"),
+        s("body_preview"),
+        s("body_content_type"),
+        s("body_content"),
+        s("from_name"),
+        s("from_address"),
+        s("sender_name"),
+        s("sender_address"),
+        Field::new("to_recipients", recipients(), true),
+        Field::new("cc_recipients", recipients(), true),
+        Field::new("bcc_recipients", recipients(), true),
+        Field::new("reply_to", recipients(), true),
+        ts("received_date_time"),
+        ts("sent_date_time"),
+        ts("created_date_time"),
+        ts("last_modified_date_time"),
+        s(c::CHANGE_KEY),
+        s("conversation_id"),
+        s("internet_message_id"),
+        s("importance"),
+        b("is_read"),
+        b("is_draft"),
+        b("has_attachments"),
+        Field::new("categories", list_of(DataType::Utf8), true),
+        s("flag_status"),
+        s("inference_classification"),
+        s("web_link"),
+    ]);
+    Schema::new(f)
+}
+
+fn events() -> Schema {
+    let mut f = head(Stream::Events);
+    f.extend([
+        s("subject"),
+        s("body_preview"),
+        ts("start_date_time"),
+        ts("end_date_time"),
+        s("start_time_zone"),
+        s("end_time_zone"),
+        b("is_all_day"),
+        b("is_cancelled"),
+        s("type"),
+        s("series_master_id"),
+        ts("original_start"),
+        Field::new("organizer", DataType::Struct(email_fields()), true),
+        Field::new("attendees", list_of(DataType::Struct(attendee_fields())), true),
+        s("location_display_name"),
+        s("show_as"),
+        s("sensitivity"),
+        s("importance"),
+        Field::new("categories", list_of(DataType::Utf8), true),
+        s("online_meeting_join_url"),
+        s("i_cal_uid"),
+        ts("created_date_time"),
+        ts("last_modified_date_time"),
+        s(c::CHANGE_KEY),
+    ]);
+    Schema::new(f)
+}
+
+fn mail_folders() -> Schema {
+    let mut f = head(Stream::MailFolders);
+    f.extend([
+        s("display_name"),
+        s(c::PARENT_FOLDER_ID),
+        i("child_folder_count"),
+        i("total_item_count"),
+        i("unread_item_count"),
+        b("is_hidden"),
+    ]);
+    Schema::new(f)
+}
+
+/// The schema of a table (built once).
+pub fn schema(stream: Stream) -> SchemaRef {
+    static M: OnceLock<SchemaRef> = OnceLock::new();
+    static E: OnceLock<SchemaRef> = OnceLock::new();
+    static F: OnceLock<SchemaRef> = OnceLock::new();
+    match stream {
+        Stream::Messages => M.get_or_init(|| Arc::new(messages())).clone(),
+        Stream::Events => E.get_or_init(|| Arc::new(events())).clone(),
+        Stream::MailFolders => F.get_or_init(|| Arc::new(mail_folders())).clone(),
+    }
+}

@@ -1,0 +1,3 @@
+//! The connectors crate's one integration-test binary: the Graph source against the simulator.
+
+mod sim;

@@ -1,0 +1,297 @@
+//! Per-mailbox request limiter: a token bucket, a pause switch, and two in-flight caps.
+//!
+//! Contract (Graph-agnostic: the connector decides what the numbers are):
+//! - **Window guarantee.** Each mailbox has a token bucket ([`WindowBucket`]) sized so that no
+//!   interval of length `window` — whatever its alignment — ever admits more than `limit`
+//!   requests: with burst `b` and one token every `τ`, a closed interval of length `T` admits at
+//!   most `b + ⌊T/τ⌋`; we choose `b = max(1, limit/20)` and `τ = ⌈T/(limit − b)⌉` (or `T + 1ns`
+//!   when `limit = b`), so `b + ⌊T/τ⌋ ≤ limit`. A server that counts over any sliding window of
+//!   length `T` therefore never sees more than `limit` from us.
+//! - **Concurrency.** Each mailbox has a semaphore of `max_concurrent_per_mailbox` shared by all
+//!   of its streams and folders, and the whole limiter has a semaphore of `max_in_flight_total`.
+//!   A [`Permit`] holds one of each until dropped.
+//! - **Pause.** [`Limiter::pause`] stops one mailbox until an instant (a server's Retry-After):
+//!   every later `acquire` for that mailbox waits, other mailboxes go on.
+//! - **Accounting.** Time spent waiting in `acquire` is recorded per mailbox ([`Limiter::waited`]).
+//!
+//! Order inside `acquire`: pause → mailbox semaphore → bucket → pause again → global semaphore.
+//! A request never holds a global slot while it waits for its own mailbox's budget, so a slow
+//! mailbox cannot starve the others.
+//!
+//! The bucket is generic over governor's [`Clock`] so the guarantee is tested on a
+//! [`governor::clock::FakeRelativeClock`]; the [`Limiter`] uses the real clock.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use parking_lot::Mutex;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// Limits applied per mailbox and in total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimiterConfig {
+    /// Requests allowed in any interval of length `window`, per mailbox (Graph: 10,000).
+    pub requests_per_window: u32,
+    /// The server's counting window (Graph: 10 minutes).
+    pub window: Duration,
+    /// Requests in flight per mailbox (Graph: 4).
+    pub max_concurrent_per_mailbox: u32,
+    /// Requests in flight over all mailboxes.
+    pub max_in_flight_total: u32,
+}
+
+/// Burst and replenish interval that keep every window of `window` at or under `limit`.
+pub fn window_quota(limit: u32, window: Duration) -> (NonZeroU32, Duration) {
+    let limit = limit.max(1);
+    let burst = (limit / 20).max(1);
+    let refills = u128::from(limit - burst);
+    let window_ns = window.as_nanos().max(1);
+    let period_ns = if refills == 0 { window_ns + 1 } else { window_ns.div_ceil(refills) };
+    let period = Duration::from_nanos(u64::try_from(period_ns).unwrap_or(u64::MAX).max(1));
+    (NonZeroU32::new(burst).expect("burst is at least 1"), period)
+}
+
+/// A token bucket that never admits more than `limit` requests in any interval of `window`.
+pub struct WindowBucket<C: Clock = DefaultClock> {
+    inner: RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<C::Instant>>,
+    clock: C,
+}
+
+impl<C: Clock + Clone> WindowBucket<C> {
+    pub fn with_clock(limit: u32, window: Duration, clock: C) -> Self {
+        let (burst, period) = window_quota(limit, window);
+        let quota = Quota::with_period(period).expect("period is non-zero").allow_burst(burst);
+        WindowBucket { inner: RateLimiter::direct_with_clock(quota, clock.clone()), clock }
+    }
+
+    /// Take a token now, or say how long until one is available.
+    pub fn try_take(&self) -> Result<(), Duration> {
+        self.inner.check().map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+}
+
+impl WindowBucket<DefaultClock> {
+    pub fn new(limit: u32, window: Duration) -> Self {
+        Self::with_clock(limit, window, DefaultClock::default())
+    }
+
+    /// Wait (on tokio's timer) until a token is taken.
+    pub async fn take(&self) {
+        while let Err(wait) = self.try_take() {
+            tokio::time::sleep(wait.max(Duration::from_micros(50))).await;
+        }
+    }
+}
+
+struct MailboxState {
+    bucket: WindowBucket,
+    in_flight: Arc<Semaphore>,
+    paused_until: Mutex<Option<Instant>>,
+    waited_ns: AtomicU64,
+}
+
+/// The limiter shared by every stream of every mailbox.
+pub struct Limiter {
+    config: LimiterConfig,
+    global: Arc<Semaphore>,
+    mailboxes: Mutex<HashMap<String, Arc<MailboxState>>>,
+}
+
+/// Held while a request is in flight; releases both slots on drop.
+#[derive(Debug)]
+pub struct Permit {
+    _mailbox: OwnedSemaphorePermit,
+    _global: OwnedSemaphorePermit,
+    /// How long `acquire` waited for this permit.
+    pub waited: Duration,
+}
+
+impl Limiter {
+    pub fn new(config: LimiterConfig) -> Self {
+        let total = config.max_in_flight_total.max(1) as usize;
+        Limiter { config, global: Arc::new(Semaphore::new(total)), mailboxes: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn config(&self) -> LimiterConfig {
+        self.config
+    }
+
+    fn state(&self, mailbox_id: &str) -> Arc<MailboxState> {
+        let mut map = self.mailboxes.lock();
+        if let Some(s) = map.get(mailbox_id) {
+            return s.clone();
+        }
+        let s = Arc::new(MailboxState {
+            bucket: WindowBucket::new(self.config.requests_per_window, self.config.window),
+            in_flight: Arc::new(Semaphore::new(self.config.max_concurrent_per_mailbox.max(1) as usize)),
+            paused_until: Mutex::new(None),
+            waited_ns: AtomicU64::new(0),
+        });
+        map.insert(mailbox_id.to_string(), s.clone());
+        s
+    }
+
+    /// Wait for the mailbox's pause, its bucket and both in-flight caps.
+    pub async fn acquire(&self, mailbox_id: &str) -> Permit {
+        let state = self.state(mailbox_id);
+        let start = Instant::now();
+        wait_pause(&state).await;
+        let mailbox = state.in_flight.clone().acquire_owned().await.expect("limiter semaphores are never closed");
+        state.bucket.take().await;
+        // A 429 seen by another request while we waited pauses us too.
+        wait_pause(&state).await;
+        let global = self.global.clone().acquire_owned().await.expect("limiter semaphores are never closed");
+        let waited = start.elapsed();
+        state.waited_ns.fetch_add(u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        Permit { _mailbox: mailbox, _global: global, waited }
+    }
+
+    /// Stop issuing requests for this mailbox until `until` (only this mailbox). A later pause
+    /// extends an earlier one; an earlier one never shortens it.
+    pub fn pause(&self, mailbox_id: &str, until: Instant) {
+        let state = self.state(mailbox_id);
+        let mut p = state.paused_until.lock();
+        if p.is_none_or(|cur| cur < until) {
+            *p = Some(until);
+        }
+    }
+
+    /// When the mailbox's current pause ends, if it is paused.
+    pub fn paused_until(&self, mailbox_id: &str) -> Option<Instant> {
+        let state = self.state(mailbox_id);
+        let p = *state.paused_until.lock();
+        p.filter(|u| *u > Instant::now())
+    }
+
+    /// Total time `acquire` has waited for this mailbox.
+    pub fn waited(&self, mailbox_id: &str) -> Duration {
+        let map = self.mailboxes.lock();
+        map.get(mailbox_id)
+            .map(|s| Duration::from_nanos(s.waited_ns.load(Ordering::Relaxed)))
+            .unwrap_or_default()
+    }
+}
+
+async fn wait_pause(state: &MailboxState) {
+    loop {
+        let until = *state.paused_until.lock();
+        match until {
+            Some(u) if u > Instant::now() => tokio::time::sleep_until(u).await,
+            _ => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use governor::clock::FakeRelativeClock;
+
+    /// Drive a bucket greedily (take every token as soon as it is available, checking every
+    /// `step`) for `horizon`, starting after an idle `offset`, and return admission times.
+    fn admissions(limit: u32, window: Duration, offset: Duration, step: Duration, horizon: Duration) -> Vec<Duration> {
+        let clock = FakeRelativeClock::default();
+        let bucket = WindowBucket::with_clock(limit, window, clock.clone());
+        clock.advance(offset);
+        let mut now = offset;
+        let mut out = Vec::new();
+        while now < offset + horizon {
+            while bucket.try_take().is_ok() {
+                out.push(now);
+            }
+            clock.advance(step);
+            now += step;
+        }
+        out
+    }
+
+    /// Largest number of admissions in any closed interval of length `window`. The maximum over
+    /// all alignments is reached by an interval that starts at an admission.
+    fn max_in_any_window(times: &[Duration], window: Duration) -> usize {
+        let mut best = 0;
+        let mut j = 0;
+        for i in 0..times.len() {
+            if j < i {
+                j = i;
+            }
+            while j < times.len() && times[j] <= times[i] + window {
+                j += 1;
+            }
+            best = best.max(j - i);
+        }
+        best
+    }
+
+    #[test]
+    fn no_window_of_any_alignment_exceeds_the_limit() {
+        let window = Duration::from_secs(10);
+        for limit in [1u32, 2, 7, 20, 100, 10_000] {
+            let (burst, period) = window_quota(limit, window);
+            for offset_ms in [0u64, 1, 333, 4_999, 9_999] {
+                let step = (period / 3).max(Duration::from_micros(10));
+                let horizon = window * 4;
+                let t = admissions(limit, window, Duration::from_millis(offset_ms), step, horizon);
+                let max = max_in_any_window(&t, window);
+                assert!(max <= limit as usize, "limit {limit} burst {burst} offset {offset_ms}ms: {max} in one window");
+                // And the bucket is not uselessly strict: over 4 windows it admits most of the budget.
+                let refills = u64::from(limit - burst.get());
+                assert!(t.len() as u64 + 1 >= 3 * refills, "limit {limit}: only {} admitted", t.len());
+            }
+        }
+    }
+
+    #[test]
+    fn graph_defaults_give_a_burst_of_500() {
+        let (burst, period) = window_quota(10_000, Duration::from_secs(600));
+        assert_eq!(burst.get(), 500);
+        // 9,500 refills over 600 s.
+        assert_eq!(period, Duration::from_nanos(600_000_000_000u64.div_ceil(9_500)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pause_blocks_only_that_mailbox() {
+        let limiter = Limiter::new(LimiterConfig {
+            requests_per_window: 1000,
+            window: Duration::from_secs(600),
+            max_concurrent_per_mailbox: 4,
+            max_in_flight_total: 16,
+        });
+        let start = Instant::now();
+        limiter.pause("a", start + Duration::from_secs(5));
+        let b = limiter.acquire("b").await;
+        assert!(b.waited < Duration::from_millis(100));
+        let a = limiter.acquire("a").await;
+        assert!(start.elapsed() >= Duration::from_secs(5));
+        assert!(a.waited >= Duration::from_secs(5));
+        assert!(limiter.waited("a") >= Duration::from_secs(5));
+        assert!(limiter.waited("b") < Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn mailbox_semaphore_caps_in_flight() {
+        let limiter = Arc::new(Limiter::new(LimiterConfig {
+            requests_per_window: 1000,
+            window: Duration::from_secs(600),
+            max_concurrent_per_mailbox: 2,
+            max_in_flight_total: 16,
+        }));
+        let p1 = limiter.acquire("a").await;
+        let _p2 = limiter.acquire("a").await;
+        let l2 = limiter.clone();
+        let third = tokio::spawn(async move { l2.acquire("a").await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!third.is_finished(), "a third request to the same mailbox must wait");
+        // Another mailbox is not blocked.
+        let _other = limiter.acquire("b").await;
+        drop(p1);
+        third.await.unwrap();
+    }
+}
