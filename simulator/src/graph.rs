@@ -555,8 +555,14 @@ fn fault_response(ctx: &Ctx, f: Fault, base: &str) -> Option<Response> {
         }
         Fault::ConnectionReset => {
             let head = Bytes::from(format!("{{\"@odata.context\":\"{base}/v1.0/$metadata#Collection(message)\",\"value\":[{{\"@odata.type\":\"#microsoft.graph.message\",\"id\":\"AAMkAG"));
-            let chunks: Vec<Result<Bytes, std::io::Error>> = vec![Ok(head), Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "simulated connection reset"))];
-            ctx.stream(StatusCode::OK, Body::from_stream(futures::stream::iter(chunks)))
+            // Let the headers and the first bytes reach the client before the connection drops.
+            use futures::StreamExt;
+            let first = futures::stream::once(async move { Ok::<Bytes, std::io::Error>(head) });
+            let fail = futures::stream::once(async {
+                tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+                Err::<Bytes, std::io::Error>(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "simulated connection reset"))
+            });
+            ctx.stream(StatusCode::OK, Body::from_stream(first.chain(fail)))
         }
         Fault::TruncatedJson => {
             let body = format!("{{\"@odata.context\":\"{base}/v1.0/$metadata#Collection(message)\",\"value\":[{{\"@odata.type\":\"#microsoft.graph.message\",\"@odata.etag\":\"W/\\\"CQAAABYAAA");

@@ -232,6 +232,8 @@ async fn folder_hard_delete_and_calendar() {
     let cal = env.graph(&format!("/users/{mb}/calendarView/delta?startDateTime={s}&endDateTime={e}"));
     let first = env.get_json(&cal, &[IMM]).await;
     assert!(first["value"].as_array().unwrap().is_empty() && first["@odata.nextLink"].is_string(), "empty first page");
+    // Timezone preference rewrites start/end of timed events.
+    let (pst, _, _) = env.round(&cal, &[IMM, "outlook.timezone=\"Pacific Standard Time\""]).await;
     let (events, c_delta, _) = env.round(&cal, &[IMM]).await;
     let truth = env.truth_mailbox(&mb);
     assert_eq!(events.len(), truth["events"].as_array().unwrap().len());
@@ -251,8 +253,6 @@ async fn folder_hard_delete_and_calendar() {
     assert!(events.iter().any(|e| e["type"] == "occurrence"));
     assert!(events.iter().any(|e| e["type"] == "exception"));
 
-    // Timezone preference rewrites start/end of timed events.
-    let (pst, _, _) = env.round(&cal, &[IMM, "outlook.timezone=\"Pacific Standard Time\""]).await;
     let timed = pst.iter().find(|e| e["isAllDay"] == false).unwrap();
     assert_eq!(timed["start"]["timeZone"], "Pacific Standard Time");
     let utc = events.iter().find(|e| e["id"] == timed["id"]).unwrap();
@@ -293,19 +293,21 @@ async fn random_changes_keep_delta_and_truth_in_step() {
     let mb = env.mailbox();
     let (folders, _, _) = env.round(&env.graph(&format!("/users/{mb}/mailFolders/delta")), &[]).await;
     let mut links = Vec::new();
-    let mut state: std::collections::BTreeMap<String, Value> = Default::default();
+    // Keyed by (folder, id): a move shows as a removal in one folder and an add in another.
+    let mut state: std::collections::BTreeMap<(String, String), Value> = Default::default();
     for f in &folders {
+        let fid = f["id"].as_str().unwrap().to_string();
         let u = env.graph(&format!("/users/{mb}/mailFolders/{}/messages/delta", urlencode(f["id"].as_str().unwrap())));
         let (items, d, _) = env.round(&u, &["odata.maxpagesize=100", IMM]).await;
         for it in items {
-            state.insert(it["id"].as_str().unwrap().to_string(), it);
+            state.insert((fid.clone(), it["id"].as_str().unwrap().to_string()), it);
         }
-        links.push(d);
+        links.push((fid, d));
     }
     let muts = env.sim.random_changes(7, 3);
     assert!(muts.len() > 20);
     env.sim.mutate(muts).unwrap();
-    for d in &links {
+    for (fid, d) in &links {
         let r = env.get(d, &["odata.maxpagesize=100", IMM]).await;
         if r.status() == 404 {
             // Hard-deleted folder: drop its messages.
@@ -313,11 +315,11 @@ async fn random_changes_keep_delta_and_truth_in_step() {
         }
         let (items, _, _) = env.round(d, &["odata.maxpagesize=100", IMM]).await;
         for it in items {
-            let id = it["id"].as_str().unwrap().to_string();
+            let key = (fid.clone(), it["id"].as_str().unwrap().to_string());
             if it.get("@removed").is_some() {
-                state.remove(&id);
+                state.remove(&key);
             } else {
-                state.insert(id, it);
+                state.insert(key, it);
             }
         }
     }
@@ -329,7 +331,8 @@ async fn random_changes_keep_delta_and_truth_in_step() {
     let known: Vec<&Value> = tm.iter().filter(|m| folders.iter().any(|f| f["id"] == m["parentFolderId"])).collect();
     assert_eq!(state.len(), known.len());
     for m in known {
-        assert_eq!(&state[m["id"].as_str().unwrap()], m);
+        let key = (m["parentFolderId"].as_str().unwrap().to_string(), m["id"].as_str().unwrap().to_string());
+        assert_eq!(&state[&key], m);
     }
 }
 
