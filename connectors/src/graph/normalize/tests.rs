@@ -34,7 +34,7 @@ fn micros(s: &str) -> i64 {
     parse_timestamp_micros(s).unwrap()
 }
 
-const MESSAGES: &str = r#"{
+const MESSAGES: &str = r##"{
   "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Collection(message)",
   "@odata.nextLink": "https://graph.microsoft.com/v1.0/users/u/mailFolders/f/messages/delta?$skiptoken=abc",
   "value": [
@@ -79,7 +79,7 @@ const MESSAGES: &str = r#"{
       "categories": ["ok", 7]
     }
   ]
-}"#;
+}"##;
 
 #[test]
 fn messages_page() {
@@ -90,7 +90,7 @@ fn messages_page() {
     assert_eq!(b.num_rows(), 3);
     assert_eq!(p.next_link.as_deref(), Some("https://graph.microsoft.com/v1.0/users/u/mailFolders/f/messages/delta?$skiptoken=abc"));
     assert_eq!(p.delta_link, None);
-    assert_eq!(p.upserted_ids, vec!["AAMkAD-1".to_string(), "AAMkAD-3".to_string()]);
+    assert_eq!(p.upserted_ids, vec!["AAMkAD-1=".to_string(), "AAMkAD-3".to_string()]);
     assert_eq!(p.removed, 1);
     assert_eq!(p.malformed_items, 1);
 
@@ -164,7 +164,7 @@ fn bodies_are_null_unless_fetched() {
     assert_eq!(s(&p.batch, "body_content_type", 0), None);
 }
 
-const EVENTS: &str = r#"{
+const EVENTS: &str = r##"{
   "@odata.deltaLink": "https://graph.microsoft.com/v1.0/users/u/calendarView/delta?$deltatoken=xyz",
   "value": [
     {
@@ -203,7 +203,7 @@ const EVENTS: &str = r#"{
     },
     {"@odata.type": "#microsoft.graph.event", "id": "ev-3", "@removed": {"reason": "deleted"}}
   ]
-}"#;
+}"##;
 
 #[test]
 fn events_page() {
@@ -246,11 +246,11 @@ fn events_page() {
 
 #[test]
 fn mail_folders_page() {
-    let body = br#"{"value":[
+    let body = br##"{"value":[
         {"id":"f1","displayName":"Inbox","parentFolderId":"root","childFolderCount":1,"unreadItemCount":3,"totalItemCount":10,"isHidden":false},
         {"id":"f2","displayName":"Archive","totalItemCount":"many","childFolderCount":2.0},
         {"id":"f3","@removed":{"reason":"deleted"}}
-    ],"@odata.deltaLink":"https://graph.microsoft.com/v1.0/x?$deltatoken=1"}"#;
+    ],"@odata.deltaLink":"https://graph.microsoft.com/v1.0/x?$deltatoken=1"}"##;
     let p = normalize_page(Stream::MailFolders, body, &ctx(None, false), &SeqGen::new(0)).unwrap();
     let b = &p.batch;
     assert_eq!(b.schema(), crate::graph::schema::schema(Stream::MailFolders));
