@@ -171,7 +171,9 @@ mod tests {
         .unwrap();
         assert_eq!(root.url, "s3://bucket/some/prefix");
         assert_eq!(root.url_of(&Path::from("a/b.json")), "s3://bucket/some/prefix/a/b.json");
-        assert!(root.store.to_string().contains("bucket"), "{}", root.store);
+        assert!(root.store.to_string().contains("some/prefix"), "{}", root.store);
+        let bare = build_store("s3://bucket", &opts(&[("aws_region", "us-east-1")])).unwrap();
+        assert!(bare.store.to_string().contains("bucket"), "{}", bare.store);
     }
 
     #[test]
@@ -186,7 +188,7 @@ mod tests {
         let az = build_store("az://container/prefix", &o).unwrap();
         assert_eq!(az.url, "az://container/prefix");
         let abfss = build_store(
-            "abfss://container@account.dfs.core.windows.net/prefix",
+            "abfss://container@account.dfs.core.windows.net",
             &opts(&[("azure_storage_account_key", "a2V5")]),
         )
         .unwrap();

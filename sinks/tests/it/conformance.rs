@@ -332,7 +332,7 @@ macro_rules! suite {
 }
 
 macro_rules! all_backends {
-    (common: [$($case:ident),* $(,)?], races: [$($race:ident),* $(,)?]) => {
+    (common: [$($case:ident),* $(,)?], races: [$($race:ident),* $(,)?] $(,)?) => {
         suite!(memory, crate::support::Backend::memory(), [$($case,)* $($race,)*]);
         suite!(local, crate::support::Backend::local(), [$($case,)* $($race,)*]);
         suite!(azurite, crate::support::Backend::azurite(), [$($case,)* $($race,)*]);

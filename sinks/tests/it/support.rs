@@ -26,8 +26,6 @@ pub enum Kind {
 
 pub struct Backend {
     pub kind: Kind,
-    /// Put-if-absent is atomic under concurrency (moto's is only sequentially correct).
-    pub atomic_create: bool,
 }
 
 fn emulator_var(var: &str) -> Option<String> {
@@ -45,11 +43,11 @@ fn emulator_var(var: &str) -> Option<String> {
 
 impl Backend {
     pub fn memory() -> Option<Backend> {
-        Some(Backend { kind: Kind::Memory, atomic_create: true })
+        Some(Backend { kind: Kind::Memory })
     }
 
     pub fn local() -> Option<Backend> {
-        Some(Backend { kind: Kind::Local(tempfile::tempdir().unwrap()), atomic_create: true })
+        Some(Backend { kind: Kind::Local(tempfile::tempdir().unwrap()) })
     }
 
     pub fn azurite() -> Option<Backend> {
@@ -62,12 +60,12 @@ impl Backend {
             format!("{}/devstoreaccount1", blob.trim_end_matches('/')),
             "{AZURITE_VAR} must be AZURITE_BLOB_STORAGE_URL + /devstoreaccount1"
         );
-        Some(Backend { kind: Kind::Azurite, atomic_create: true })
+        Some(Backend { kind: Kind::Azurite })
     }
 
     pub fn s3() -> Option<Backend> {
         let endpoint = emulator_var(S3_VAR)?;
-        Some(Backend { kind: Kind::S3(endpoint), atomic_create: false })
+        Some(Backend { kind: Kind::S3(endpoint) })
     }
 
     /// The sink URL and options of a location named `prefix` (unique per test).
