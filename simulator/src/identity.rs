@@ -65,7 +65,6 @@ struct RefreshToken {
 
 struct AuthCode {
     redirect_uri: String,
-    scopes: Vec<String>,
     requested: Vec<String>,
     user: usize,
     challenge: Option<(String, String)>,
@@ -317,7 +316,6 @@ pub async fn token(AxState(sh): AxState<Arc<Shared>>, Path(tenant): Path<String>
             }
             c.redeemed = true;
             let (user, requested) = (c.user, c.requested.clone());
-            let _ = &c.scopes;
             delegated_success(&sh, &mut st, user, &requested, &client_id)
         }
         "refresh_token" => {
@@ -433,8 +431,7 @@ pub async fn authorize(AxState(sh): AxState<Arc<Shared>>, Path(tenant): Path<Str
                 };
                 let code = fmt::opaque_token(96);
                 let challenge = q.get("code_challenge").map(|c| (c.clone(), q.get("code_challenge_method").cloned().unwrap_or_else(|| "plain".into())));
-                let scopes = grant(&st, &requested);
-                st.auth.codes.insert(code.clone(), AuthCode { redirect_uri: redirect.clone(), scopes, requested, user, challenge, issued: Instant::now(), redeemed: false });
+                st.auth.codes.insert(code.clone(), AuthCode { redirect_uri: redirect.clone(), requested, user, challenge, issued: Instant::now(), redeemed: false });
                 params.push(("code".into(), code));
             }
         }

@@ -352,9 +352,6 @@ pub fn apply(world: &mut World, rng: &mut StdRng, m: Mutation) -> Result<Value, 
             e.end += shift;
             e.local_start += shift;
             e.local_end += shift;
-            if let Some(os) = e.props.get("originalStart").and_then(Value::as_str).and_then(|s| DateTime::parse_from_rfc3339(s).ok()) {
-                let _ = os; // the original slot of an occurrence does not move
-            }
             touch_event(e, rng, v);
             Ok(json!({"id": id}))
         }
