@@ -217,8 +217,10 @@ async fn expired_sync_state_is_classified_for_rebaseline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_without_mailbox_are_skipped_when_discovered_but_fail_when_listed() {
-    let sim = start(small()).await;
-    let disabled = sim.mailbox_ids()[1].clone();
+    let sim = start(SimConfig { users: 4, ..small() }).await;
+    let with_mailbox = sim.mailbox_ids();
+    assert!(with_mailbox.len() >= 2, "the seeded world has mailboxes to disable");
+    let disabled = with_mailbox.last().unwrap().clone();
     sim.reconfigure(|c| c.disabled_mailboxes = vec![disabled.clone()]);
     let src = GraphSource::new(options(&sim, &sim.client_secret())).unwrap();
     let listing = src.mailboxes().await.unwrap();
@@ -226,6 +228,9 @@ async fn users_without_mailbox_are_skipped_when_discovered_but_fail_when_listed(
     let skipped: HashSet<_> = listing.skipped.iter().map(|(who, _)| who.clone()).collect();
     let upn = truth_of(&sim.truth(), &disabled)["userPrincipalName"].as_str().unwrap().to_string();
     assert!(skipped.contains(&upn) || skipped.contains(&disabled), "{:?}", listing.skipped);
+    // Users seeded without a mailbox are skipped too; everyone is accounted for.
+    assert_eq!(listing.mailboxes.len() + listing.skipped.len(), sim.user_ids().len());
+    assert_eq!(listing.mailboxes.len(), with_mailbox.len() - 1);
 
     let mut opts = options(&sim, &sim.client_secret());
     opts.mailboxes = MailboxSelection::List(vec![disabled.clone()]);
