@@ -27,6 +27,11 @@ async fn full_then_incremental_sync_equals_truth() {
 
     let changes = env.sim.random_changes(3, 4);
     env.sim.mutate(changes).expect("mutations apply");
+    // Negative control: before the incremental sync the lake must no longer match the truth,
+    // or the comparison would be proving nothing.
+    let (lake, truth) = (env.lake(), env.sim.truth());
+    let stale = std::panic::catch_unwind(|| assert_lake_equals_truth(&lake, &truth));
+    assert!(stale.is_err(), "the lake matched the truth before the changes were synced");
 
     let r2 = env.dir.path().join("run2.json");
     let out = env.outlake(&["sync", "--progress", "never", "--report", r2.to_str().unwrap()]);
