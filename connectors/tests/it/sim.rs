@@ -275,3 +275,28 @@ async fn quota_exceeded_names_the_fix() {
     assert!(e.message.contains("quota"), "{}", e.message);
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_mailbox_waits_for_retry_after_and_completes() {
+    let sim = start(small()).await;
+    let src = GraphSource::new(options(&sim, &sim.client_secret())).unwrap();
+    let mb = src.mailboxes().await.unwrap().mailboxes[0].clone();
+    // The server allows 4 requests per second for this app+mailbox; we do not know that.
+    sim.reconfigure(|c| {
+        c.requests_per_window = 4;
+        c.window = Duration::from_secs(1);
+    });
+    let part = PartitionKey::new(&mb.id, Stream::MailFolders, None);
+    let seq = SeqGen::new(0);
+    let mut pages = 0;
+    for _ in 0..10 {
+        let (b, _) = round(&src, &mb, &part, PageRequest::Initial, &seq).await;
+        pages += b.len();
+    }
+    assert!(pages >= 10);
+    let st = src.stats(&mb.id);
+    assert!(st.throttled > 0, "{st:?}");
+    assert!(st.throttle_wait_ms > 0, "{st:?}");
+    assert!(st.retries >= st.throttled, "{st:?}");
+    sim.shutdown().await;
+}
