@@ -18,17 +18,24 @@ use outlake_sinks::{ObjectLake, WriterSettings};
 
 use crate::support::*;
 
-/// Wraps a store; `fail_puts` fails every put, `fail_copies` every copy and rename.
+/// Wraps a store; `fail_puts` fails every put, `fail_copies` every copy and rename,
+/// `slow_puts` delays every put (so concurrent writers all get past their pre-checks).
 #[derive(Debug)]
 pub struct FailingStore {
     inner: Arc<dyn ObjectStore>,
     pub fail_puts: AtomicBool,
     pub fail_copies: AtomicBool,
+    pub slow_puts: AtomicBool,
 }
 
 impl FailingStore {
     pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
-        FailingStore { inner, fail_puts: AtomicBool::new(false), fail_copies: AtomicBool::new(false) }
+        FailingStore {
+            inner,
+            fail_puts: AtomicBool::new(false),
+            fail_copies: AtomicBool::new(false),
+            slow_puts: AtomicBool::new(false),
+        }
     }
 
     fn check(&self, flag: &AtomicBool, op: &str, path: &Path) -> Result<()> {
@@ -52,6 +59,9 @@ impl fmt::Display for FailingStore {
 impl ObjectStore for FailingStore {
     async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
         self.check(&self.fail_puts, "put", location)?;
+        if self.slow_puts.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         self.inner.put_opts(location, payload, opts).await
     }
 
@@ -147,4 +157,37 @@ async fn commit_refuses_files_outside_the_layout() {
     let err = lake.commit(request(&p, None, files)).await.unwrap_err();
     assert!(err.message.contains("refusing to commit"), "{err}");
     assert_eq!(lake.load(&p).await.unwrap(), None);
+}
+
+/// Every contender passes the "nothing newer exists" pre-check (puts are slow), so only the
+/// put-if-absent decides: exactly one winner. Fails if the record put were an overwrite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn put_if_absent_alone_decides_a_race() {
+    let (lake, store) = failing_lake();
+    let p = messages("mbx-1", "inbox");
+    let first = stage_commit(&lake, &p, None, &[rows_batch("mbx-1", Some("inbox"), 1, 3)]).await;
+    let mut reqs = Vec::new();
+    for i in 0..8 {
+        let files = stage(&lake, &p, &[rows_batch("mbx-1", Some("inbox"), 100 * (i + 1), 3)]).await;
+        reqs.push(request(&p, Some(first.clone()), files));
+    }
+    store.slow_puts.store(true, Ordering::SeqCst);
+    let tasks: Vec<_> = reqs
+        .into_iter()
+        .map(|req| {
+            let lake = lake.clone();
+            tokio::spawn(async move { lake.commit(req).await })
+        })
+        .collect();
+    let mut winners = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(cp) => {
+                winners += 1;
+                assert_eq!(cp.seq, 2);
+            }
+            Err(e) => assert_eq!(e.kind, LakeErrorKind::Conflict, "{e}"),
+        }
+    }
+    assert_eq!(winners, 1);
 }
