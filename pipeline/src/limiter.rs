@@ -256,7 +256,7 @@ mod tests {
         assert_eq!(period, Duration::from_nanos(600_000_000_000u64.div_ceil(9_500)));
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn pause_blocks_only_that_mailbox() {
         let limiter = Limiter::new(LimiterConfig {
             requests_per_window: 1000,
@@ -265,17 +265,22 @@ mod tests {
             max_in_flight_total: 16,
         });
         let start = Instant::now();
-        limiter.pause("a", start + Duration::from_secs(5));
+        let pause = Duration::from_millis(300);
+        limiter.pause("a", start + pause);
+        // A shorter pause never shortens a longer one.
+        limiter.pause("a", start + Duration::from_millis(10));
+        assert!(limiter.paused_until("a").is_some());
+        assert!(limiter.paused_until("b").is_none());
         let b = limiter.acquire("b").await;
         assert!(b.waited < Duration::from_millis(100));
         let a = limiter.acquire("a").await;
-        assert!(start.elapsed() >= Duration::from_secs(5));
-        assert!(a.waited >= Duration::from_secs(5));
-        assert!(limiter.waited("a") >= Duration::from_secs(5));
-        assert!(limiter.waited("b") < Duration::from_secs(1));
+        assert!(start.elapsed() >= pause);
+        assert!(a.waited >= Duration::from_millis(250));
+        assert!(limiter.waited("a") >= Duration::from_millis(250));
+        assert!(limiter.waited("b") < Duration::from_millis(100));
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn mailbox_semaphore_caps_in_flight() {
         let limiter = Arc::new(Limiter::new(LimiterConfig {
             requests_per_window: 1000,
@@ -287,7 +292,7 @@ mod tests {
         let _p2 = limiter.acquire("a").await;
         let l2 = limiter.clone();
         let third = tokio::spawn(async move { l2.acquire("a").await });
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!third.is_finished(), "a third request to the same mailbox must wait");
         // Another mailbox is not blocked.
         let _other = limiter.acquire("b").await;
