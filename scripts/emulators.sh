@@ -64,8 +64,8 @@ start_azurite() {
     "$TOOLS/node_modules/.bin/azurite-blob" --blobHost "$HOST" --blobPort "$AZURITE_PORT" \
       --location "$dir" --silent --skipApiVersionCheck >"$TOOLS/azurite.log" 2>&1 &
     echo $! > "$TOOLS/azurite.pid"
-    if ! wait_http "$url/$AZ_ACCOUNT?comp=list" 60; then
-      log "azurite did not answer on $url within 60 s; log:"; cat "$TOOLS/azurite.log" >&2; exit 1
+    if ! wait_http "$url/$AZ_ACCOUNT?comp=list" 60 || ! alive "$TOOLS/azurite.pid"; then
+      log "azurite did not start on $url (port $AZURITE_PORT busy? set AZURITE_PORT); log:"; cat "$TOOLS/azurite.log" >&2; exit 1
     fi
     log "azurite ready on $url (pid $(cat "$TOOLS/azurite.pid"))"
   fi
@@ -87,8 +87,8 @@ start_moto() {
   else
     "$TOOLS/moto-venv/bin/moto_server" -H "$HOST" -p "$MOTO_PORT" >"$TOOLS/moto.log" 2>&1 &
     echo $! > "$TOOLS/moto.pid"
-    if ! wait_http "$url/" 60; then
-      log "moto did not answer on $url within 60 s; log:"; cat "$TOOLS/moto.log" >&2; exit 1
+    if ! wait_http "$url/" 60 || ! alive "$TOOLS/moto.pid"; then
+      log "moto did not start on $url (port $MOTO_PORT busy? set MOTO_PORT); log:"; cat "$TOOLS/moto.log" >&2; exit 1
     fi
     log "moto ready on $url (pid $(cat "$TOOLS/moto.pid"))"
   fi

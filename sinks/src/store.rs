@@ -16,7 +16,9 @@
 //! variables (`AWS_*`, `AZURE_*`, `GOOGLE_*`), then from the `options` map, whose keys are
 //! object_store config keys (`aws_endpoint`, `aws_allow_http`, `azure_storage_use_emulator`,
 //! `google_service_account`…). An unknown key is an error, so a typo never silently falls back
-//! to a default. `file://` and `memory://` take no options.
+//! to a default; keys of another provider (`azure_…` for an S3 URL) are skipped, so one map can
+//! serve a sink and a checkpoint root on different clouds. `file://` and `memory://` take no
+//! options.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -100,7 +102,7 @@ pub fn build_store(url: &str, options: &BTreeMap<String, String>) -> Result<Stor
         }
         "s3" | "s3a" => {
             let mut b = AmazonS3Builder::from_env().with_url(url);
-            for (k, v) in options {
+            for (k, v) in options.iter().filter(|(k, _)| !foreign(k, "aws_")) {
                 let key: AmazonS3ConfigKey = k.parse().map_err(|_| unknown_option(&shown, k, "aws_endpoint, aws_region, aws_allow_http, aws_access_key_id"))?;
                 b = b.with_config(key, v);
             }
@@ -108,7 +110,7 @@ pub fn build_store(url: &str, options: &BTreeMap<String, String>) -> Result<Stor
         }
         "az" | "azure" | "abfs" | "abfss" | "adl" => {
             let mut b = MicrosoftAzureBuilder::from_env().with_url(url);
-            for (k, v) in options {
+            for (k, v) in options.iter().filter(|(k, _)| !foreign(k, "azure_")) {
                 let key: AzureConfigKey = k.parse().map_err(|_| unknown_option(&shown, k, "azure_storage_account_name, azure_storage_account_key, azure_storage_use_emulator, azure_client_id"))?;
                 b = b.with_config(key, v);
             }
@@ -116,7 +118,7 @@ pub fn build_store(url: &str, options: &BTreeMap<String, String>) -> Result<Stor
         }
         "gs" => {
             let mut b = GoogleCloudStorageBuilder::from_env().with_url(url);
-            for (k, v) in options {
+            for (k, v) in options.iter().filter(|(k, _)| !foreign(k, "google_")) {
                 let key: GoogleConfigKey = k.parse().map_err(|_| unknown_option(&shown, k, "google_service_account, google_application_credentials"))?;
                 b = b.with_config(key, v);
             }
@@ -127,6 +129,12 @@ pub fn build_store(url: &str, options: &BTreeMap<String, String>) -> Result<Stor
         }
     };
     Ok(StoreRoot::new(with_prefix(store, &prefix), shown))
+}
+
+/// A key of another provider (`aws_…` when building Azure, say): skipped, so one options map can
+/// serve a sink and a checkpoint root on different clouds.
+fn foreign(key: &str, own: &str) -> bool {
+    ["aws_", "azure_", "google_"].iter().any(|p| *p != own && key.starts_with(p))
 }
 
 fn with_prefix(store: Arc<dyn ObjectStore>, prefix: &Path) -> Arc<dyn ObjectStore> {
@@ -199,6 +207,13 @@ mod tests {
     fn gs_url_builds_with_skip_signature() {
         let root = build_store("gs://bucket/p", &opts(&[("google_skip_signature", "true")])).unwrap();
         assert_eq!(root.url, "gs://bucket/p");
+    }
+
+    #[test]
+    fn other_providers_options_are_skipped() {
+        let o = opts(&[("aws_region", "us-east-1"), ("azure_storage_use_emulator", "true")]);
+        build_store("s3://bucket/p", &o).unwrap();
+        build_store("az://container/p", &o).unwrap();
     }
 
     #[test]

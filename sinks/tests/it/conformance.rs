@@ -104,6 +104,55 @@ pub async fn writer_rolls_files(b: &Backend) {
     assert!(w.finish().await.unwrap().is_empty());
 }
 
+/// A file larger than object_store's 10 MiB write buffer goes up as a multipart upload and
+/// reads back whole.
+pub async fn large_file_uses_multipart(b: &Backend) {
+    use arrow::array::{BinaryArray, Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let (lake, _) = b.lake().await;
+    let p = PartitionKey::new("mbx-1", Stream::Events, None);
+    let n = 3000usize;
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let blobs: Vec<Vec<u8>> = (0..n)
+        .map(|_| {
+            (0..512)
+                .flat_map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x.to_le_bytes()
+                })
+                .collect()
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("mailbox_id", DataType::Utf8, false),
+        Field::new("id", DataType::Utf8, false),
+        Field::new("_op", DataType::Utf8, false),
+        Field::new("_seq", DataType::Int64, false),
+        Field::new("body", DataType::Binary, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n("mbx-1", n))),
+            Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("id-{i}")))),
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n("upsert", n))),
+            Arc::new(Int64Array::from_iter_values(0..n as i64)),
+            Arc::new(BinaryArray::from_iter_values(blobs.iter())),
+        ],
+    )
+    .unwrap();
+    let files = stage(&lake, &p, std::slice::from_ref(&batch)).await;
+    assert!(files[0].bytes > 11 * 1024 * 1024, "{} bytes", files[0].bytes);
+    lake.commit(request(&p, None, files.clone())).await.unwrap();
+    let bytes = get(&lake, &files[0].table_path).await;
+    assert_eq!(bytes.len() as u64, files[0].bytes);
+    let got: Vec<_> = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(concat_batches(&schema, &got).unwrap(), batch);
+    assert_eq!(lake.current_keys(&p).await.unwrap().len(), n);
+}
+
 /// 8 writers commit the same position at once: exactly one wins, the rest get Conflict.
 pub async fn concurrent_commit_has_one_winner(b: &Backend) {
     let (lake, prefix) = b.lake().await;
@@ -346,6 +395,7 @@ all_backends!(
         stage_commit_read_back,
         staged_files_are_invisible_until_commit,
         writer_rolls_files,
+        large_file_uses_multipart,
         sequential_conflict,
         load_rolls_forward_an_interrupted_publish,
         vacuum_removes_orphans_keeps_referenced,
