@@ -492,8 +492,9 @@ impl From<LakeError> for PartitionError {
 enum Fetched {
     /// A page, and the link it was fetched from (`None` for a round's first request).
     Page(Page, Option<Cursor>),
-    /// The sync state expired; the fetcher restarted the round without a token.
-    Restarted(SourceError),
+    /// The sync state expired; the fetcher restarted the round without a token. Carries the
+    /// new round's `started_seq`, drawn before any row of the new round got its `_seq`.
+    Restarted(SourceError, i64),
     Failed(SourceError),
 }
 
@@ -528,7 +529,8 @@ async fn fetch_loop(
             }
             Err(e) if e.kind == SourceErrorKind::SyncStateExpired && request != PageRequest::Initial && restarts < 3 => {
                 restarts += 1;
-                if tx.send(Fetched::Restarted(e)).await.is_err() {
+                let started_seq = seq.next();
+                if tx.send(Fetched::Restarted(e, started_seq)).await.is_err() {
                     return;
                 }
                 request = PageRequest::Initial;
@@ -571,12 +573,12 @@ impl PartitionWriter {
                     }
                     return Err(PartitionError::Source(e));
                 }
-                Fetched::Restarted(e) => {
+                Fetched::Restarted(e, started_seq) => {
                     tracing::warn!(partition = %self.part, code = ?e.code, "sync state expired; re-baselining");
                     // One commit records the new baseline round (no cursor: a crash resumes it
                     // from scratch) and makes the rows staged so far committed state, so the
                     // baseline's diff at the end of the round sees them.
-                    self.round = self.runner.new_round(true, true);
+                    self.round = RoundInfo { baseline: true, owes_deletes: true, started_seq, pages: 0 };
                     self.report.rebaselines += 1;
                     self.runner.progress.emit(ProgressEvent::Rebaselined { mailbox_id: self.part.mailbox_id.clone(), stream: self.part.stream });
                     self.commit(None, true).await?;

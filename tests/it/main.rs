@@ -2,6 +2,8 @@
 //! the whole root crate (link time on 2 cores).
 
 mod auth;
+mod faults;
 mod support;
 mod sync_e2e;
 mod truth;
+mod hostile;

@@ -34,8 +34,7 @@ client_secret = "{secret}"
 authority_url = "{url}"
 graph_url = "{url}"
 mailboxes = "all"
-page_size = 50
-calendar_start = "{cal_start}"
+{page_size}calendar_start = "{cal_start}"
 calendar_end = "{cal_end}"
 {extra_source}
 
@@ -50,6 +49,7 @@ url = "file://{out}"
             cal_start = CAL_START,
             cal_end = CAL_END,
             out = out.display(),
+            page_size = if extra_toml.contains("page_size") { "" } else { "page_size = 50\n" },
             extra_source = extra_toml.split("#rest").next().unwrap_or(""),
             extra_rest = extra_toml.split("#rest").nth(1).unwrap_or(""),
         );

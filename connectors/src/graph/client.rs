@@ -10,7 +10,8 @@
 //!   again to the same URL, after `Retry-After` when given, else after an exponential backoff
 //!   with jitter capped at `retry_max_wait`; at most `retry_max_attempts` attempts and
 //!   `retry_max_total` of waiting, after which the last cause is returned as a `Partition` error.
-//!   A 401 `InvalidAuthenticationToken` gets one new token and one more try.
+//!   A 401 `InvalidAuthenticationToken` gets a new token and another try (up to
+//!   `MAX_TOKEN_REFRESHES` times for one request).
 //! - Bodies larger than `max_page_bytes` are refused (by `Content-Length`, and while streaming).
 //! - Counters per mailbox: requests, 429s, retries, bytes, and time spent waiting.
 
@@ -173,7 +174,9 @@ impl GraphClient {
             self.count(key, |st| st.throttle_wait_ms += permit.waited.as_millis() as u64);
         }
         let mut token = self.tokens.token().await.map_err(fail)?;
-        let mut refreshed = false;
+        // A revoked or expired token is replaced; a token refused again right after being
+        // issued a few times over means a permission problem, not an expiry.
+        let mut refreshes = 0u32;
         loop {
             self.count(key, |st| st.requests += 1);
             let sent = self
@@ -211,10 +214,10 @@ impl GraphClient {
                     BodyError::Fail(err) => fail(err),
                 });
             }
-            match classify_status(status, retry_after, &body, spec.kind, spec.discovered, refreshed, &what) {
+            match classify_status(status, retry_after, &body, spec.kind, spec.discovered, refreshes >= MAX_TOKEN_REFRESHES, &what) {
                 Class::RefreshToken => {
                     token = self.tokens.refresh(&token).await.map_err(fail)?;
-                    refreshed = true;
+                    refreshes += 1;
                 }
                 Class::Retry { after, throttled } => {
                     if throttled {
@@ -240,7 +243,7 @@ impl GraphClient {
             let e = SourceError::new(
                 SourceErrorKind::Partition,
                 None,
-                format!("{what}: the response body ({n} bytes or more) exceeds max_page_bytes ({max}); lower page_size or raise max_page_bytes"),
+                format!("{what}: the response body ({n} bytes or more) exceeds limits.max_page_mb ({max} bytes) and was refused; lower source.page_size or raise limits.max_page_mb"),
             );
             AttemptError { cause: e.message.clone(), class: Class::Fail(e) }
         };
@@ -270,6 +273,9 @@ impl GraphClient {
         }
     }
 }
+
+/// New tokens one request may get after 401s before the refusal counts as final.
+const MAX_TOKEN_REFRESHES: u32 = 3;
 
 /// A transport error with its causes, without the URL (links carry long sync tokens).
 fn describe_reqwest(e: reqwest::Error) -> String {
