@@ -99,6 +99,8 @@ pub struct SimConfig {
     pub blocked_mailboxes: Vec<String>,
     /// Day the generated calendars are centred on; `None` = today (UTC midnight).
     pub anchor: Option<chrono::DateTime<chrono::Utc>>,
+    /// Corrupted delta pages, for tests of hostile input ([`crate::hostile`]); empty = none (live).
+    pub hostile: Vec<crate::hostile::HostileRule>,
 }
 
 impl Default for SimConfig {
@@ -143,6 +145,7 @@ impl Default for SimConfig {
             disabled_mailboxes: Vec::new(),
             blocked_mailboxes: Vec::new(),
             anchor: None,
+            hostile: Vec::new(),
         }
     }
 }

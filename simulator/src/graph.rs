@@ -434,6 +434,7 @@ async fn mailbox_request(
         }
         op => {
             let token = query_get(&query, "$skiptoken").or_else(|| query_get(&query, "$deltatoken")).map(|t| TokenParam { value: t.to_string() });
+            let token_used = token.is_some();
             let mut select = None;
             let mut top = None;
             let mut kind = CollKind::Folders;
@@ -520,7 +521,19 @@ async fn mailbox_request(
                     if let (Some(z), Op::CalendarDelta) = (&p.zone, &op) {
                         applied.push(format!("outlook.timezone=\"{z}\""));
                     }
-                    let mut r = ctx.json(StatusCode::OK, page.body);
+                    // Hostile pages (tests only; no rules by default).
+                    let page_body = if st.cfg.hostile.is_empty() {
+                        page.body
+                    } else {
+                        let stream = match op {
+                            Op::MessageDelta(_) => crate::hostile::HostileStream::Messages,
+                            Op::CalendarDelta => crate::hostile::HostileStream::Events,
+                            _ => crate::hostile::HostileStream::MailFolders,
+                        };
+                        let u = &st.world.users[ui];
+                        crate::hostile::apply(&st.cfg.hostile, &u.id, &u.upn, stream, token_used, page.body)
+                    };
+                    let mut r = ctx.json(StatusCode::OK, page_body);
                     r.headers_mut().insert("Preference-Applied", HeaderValue::from_str(&applied.join(",")).unwrap_or(HeaderValue::from_static("odata.track-changes")));
                     r
                 }

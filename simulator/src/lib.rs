@@ -29,6 +29,7 @@ pub mod error;
 pub mod faults;
 pub mod fmt;
 pub mod graph;
+pub mod hostile;
 pub mod identity;
 pub mod model;
 pub mod mutation;
@@ -54,6 +55,7 @@ use serde_json::{Value, json};
 
 pub use config::{ConfigPatch, FaultRates, SimConfig};
 pub use error::SimError;
+pub use hostile::{Corruption, HostileRule, HostileStream, PageSelect};
 pub use mutation::Mutation;
 
 use state::{Shared, State};

@@ -144,16 +144,16 @@ impl TokenError {
         match (e.as_str(), self.code_num()) {
             (_, Some("7000222")) => "the client secret has expired: create a new one and set client_secret / OUTLAKE_SOURCE__CLIENT_SECRET",
             ("invalid_client", Some("7000218")) => "the app needs a client secret, or must allow public client flows for device sign-in",
-            ("invalid_client", _) => "check client_secret / OUTLAKE_SOURCE__CLIENT_SECRET (use the secret's value, not its id)",
-            (_, Some("700016")) | ("unauthorized_client", _) => "check client_id: the app is not registered in this tenant or not consented",
-            (_, Some("90002")) => "check tenant_id: the tenant was not found",
-            ("invalid_request", _) => "check tenant_id and client_id",
-            ("invalid_scope", _) => "the scope was refused; use https://graph.microsoft.com/.default with application permissions",
+            ("invalid_client", _) => "check source.client_secret / OUTLAKE_SOURCE__CLIENT_SECRET (use the secret's value, not its id)",
+            (_, Some("700016")) | ("unauthorized_client", _) => "check source.client_id (the Application (client) ID): the app is not registered in this tenant or not consented",
+            (_, Some("90002")) => "check source.tenant_id (the Directory (tenant) ID or a verified domain): the tenant was not found",
+            ("invalid_request", _) => "check source.tenant_id and source.client_id",
+            ("invalid_scope", _) => "the scope was refused: app-only access asks for https://graph.microsoft.com/.default (grant application permissions and admin consent); delegated sign-in uses source.scopes, e.g. scopes = \"offline_access Mail.Read Calendars.Read\", then run outlake auth login",
             ("invalid_grant", _) if refresh => "sign in again: outlake auth login",
             ("invalid_grant", _) | ("interaction_required", _) | ("consent_required", _) => {
                 "sign in again: outlake auth login (an admin may need to grant consent)"
             }
-            _ => "check tenant_id, client_id and client_secret",
+            _ => "check source.tenant_id, source.client_id and source.client_secret",
         }
     }
 
@@ -198,5 +198,13 @@ mod tests {
         let c = TokenError::from_parts("unauthorized_client".into(), Some("AADSTS700016: app not found".into()), vec![]);
         assert!(c.to_source_error(false).message.contains("client_id"));
         assert!(TokenError::from_parts("temporarily_unavailable".into(), None, vec![]).is_transient());
+        let s = TokenError::from_parts("invalid_scope".into(), Some("AADSTS70011: The scope x is not valid.".into()), vec![]);
+        assert!(!s.is_transient());
+        let e = s.to_source_error(false);
+        assert_eq!(e.kind, SourceErrorKind::Auth);
+        assert!(e.message.contains("AADSTS70011") && e.message.contains("source.scopes"), "{}", e.message);
+        for (err, code) in [("invalid_client", "7000215"), ("unauthorized_client", "700016"), ("invalid_request", "90002"), ("invalid_grant", "70008")] {
+            assert!(!TokenError::from_parts(err.into(), Some(format!("AADSTS{code}: x")), vec![]).is_transient(), "{err} is not retried");
+        }
     }
 }

@@ -263,11 +263,25 @@ impl Source for GraphSource {
                         NormalizeErrorKind::Invalid => BodyError::Fail(SourceError::new(
                             SourceErrorKind::Partition,
                             None,
-                            format!("{partition}: malformed page: {}", e.message),
+                            format!(
+                                "{partition}: malformed page from Graph: {}; nothing of this page was committed and the next run retries it from the last commit",
+                                e.message
+                            ),
                         )),
                     })
             })
             .await?;
+        // A link that leaves graph_url fails the page that carries it, so neither its rows nor
+        // the link are committed (a stored bad link would fail every later run as well).
+        for link in [&page.next_link, &page.delta_link].into_iter().flatten() {
+            urls::validate_link(link, g).map_err(|e| {
+                SourceError::new(
+                    e.kind,
+                    e.code.clone(),
+                    format!("{partition}: {}; nothing of the page that carried it was committed", e.message),
+                )
+            })?;
+        }
         let cursor = match (page.next_link, page.delta_link) {
             (Some(next), None) => Cursor::Next(next),
             (None, Some(delta)) => Cursor::Delta(delta),

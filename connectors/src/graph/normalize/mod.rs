@@ -270,8 +270,20 @@ impl<'de, T: Table> Visitor<'de> for PageSeed<'_, '_, T> {
                     map.next_value_seed(ItemsSeed(&mut *self.0))?;
                     self.0.index.set(None);
                 }
-                Some("@odata.nextLink") => self.0.next_link = map.next_value::<Option<String>>()?,
-                Some("@odata.deltaLink") => self.0.delta_link = map.next_value::<Option<String>>()?,
+                Some(k @ ("@odata.nextLink" | "@odata.deltaLink")) => {
+                    take_malformed();
+                    let link = map
+                        .next_value::<LStr<'de>>()
+                        .map(|l| l.0.map(Cow::into_owned))?;
+                    if take_malformed() {
+                        return Err(de::Error::custom(format!("`{k}` is not a string")));
+                    }
+                    if k == "@odata.nextLink" {
+                        self.0.next_link = link;
+                    } else {
+                        self.0.delta_link = link;
+                    }
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }

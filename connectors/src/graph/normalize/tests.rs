@@ -328,3 +328,47 @@ fn empty_page_and_delete_rows() {
         assert_eq!(b.schema(), crate::graph::schema::schema(stream));
     }
 }
+
+/// Issue 9, wire input: unknown fields are ignored, missing properties are null, wrong types and
+/// unreadable timestamps are null and counted once per item; the row is still written.
+#[test]
+fn leniency_rule_unknown_missing_and_wrong_types() {
+    let c = ctx(Some("f"), false);
+    let body = br##"{"@odata.futureAnnotation":{"x":[1,{"y":null}]},"value":[
+        {"id":"ok","subject":"s","futureProperty":{"a":[1,"b"]},"@odata.type":"#microsoft.graph.message"},
+        {"id":"missing"},
+        {"id":"bad","subject":"kept","isRead":"yes","receivedDateTime":"not a date","categories":5,"from":[1,2]},
+        {"id":"gone","@removed":{"reason":"deleted"},"isRead":"yes"}
+    ],"@odata.nextLink":"https://graph.microsoft.com/v1.0/x?$skiptoken=1"}"##;
+    let p = normalize_page(Stream::Messages, body, &c, &SeqGen::new(0)).unwrap();
+    let b = &p.batch;
+    assert_eq!(b.num_rows(), 4);
+    assert_eq!(p.malformed_items, 1, "only the item with wrong types is malformed");
+    assert_eq!(s(b, "subject", 0), Some("s"));
+    assert_eq!(s(b, "subject", 1), None);
+    assert_eq!(s(b, "parent_folder_id", 1), Some("f"), "a missing parentFolderId is the partition's folder");
+    assert_eq!(s(b, "subject", 2), Some("kept"));
+    assert_eq!(boolean(b, "is_read", 2), None);
+    assert_eq!(ts(b, "received_date_time", 2), None);
+    assert!(b.column_by_name("categories").unwrap().is_null(2));
+    assert_eq!(s(b, "from_address", 2), None);
+    assert_eq!(s(b, "_op", 3), Some("delete"));
+    assert!(p.next_link.is_some());
+}
+
+/// A link that is not a string fails the page and names the field; a wrong-typed property of
+/// a removed item before it does not leak into the link check.
+#[test]
+fn links_must_be_strings() {
+    let c = ctx(Some("f"), false);
+    let seq = SeqGen::new(0);
+    let e = normalize_page(Stream::Messages, br#"{"value":[],"@odata.nextLink":42}"#, &c, &seq).unwrap_err();
+    assert_eq!(e.kind, NormalizeErrorKind::Invalid);
+    assert!(e.message.contains("@odata.nextLink"), "{}", e.message);
+    let e = normalize_page(Stream::Events, br#"{"value":[],"@odata.deltaLink":{"u":1}}"#, &c, &seq).unwrap_err();
+    assert!(e.message.contains("@odata.deltaLink"), "{}", e.message);
+    let ok = normalize_page(Stream::Messages, br#"{"value":[{"id":"g","@removed":{},"isRead":"x"}],"@odata.deltaLink":"d"}"#, &c, &seq).unwrap();
+    assert_eq!(ok.delta_link.as_deref(), Some("d"));
+    let ok = normalize_page(Stream::Messages, br#"{"value":[],"@odata.nextLink":null,"@odata.deltaLink":"d"}"#, &c, &seq).unwrap();
+    assert_eq!(ok.next_link, None);
+}
