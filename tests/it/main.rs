@@ -3,6 +3,7 @@
 
 mod auth;
 mod faults;
+mod storage;
 mod support;
 mod sync_e2e;
 mod truth;

@@ -120,9 +120,14 @@ pub fn read_batches(path: &Path) -> Vec<RecordBatch> {
 /// All rows of a table as JSON objects (arrow's JSON writer: timestamps become strings,
 /// lists arrays, structs objects; nulls are left out).
 pub fn read_rows(lake: &Path, table: &str) -> Vec<Row> {
+    let files: Vec<Vec<RecordBatch>> = table_files(lake, table).iter().map(|f| read_batches(f)).collect();
+    batches_to_rows(files.into_iter().flatten())
+}
+
+pub fn batches_to_rows(batches: impl IntoIterator<Item = RecordBatch>) -> Vec<Row> {
     let mut rows = Vec::new();
-    for f in table_files(lake, table) {
-        for b in read_batches(&f) {
+    {
+        for b in batches {
             let mut w = arrow::json::ArrayWriter::new(Vec::new());
             w.write(&b).unwrap();
             w.finish().unwrap();
@@ -146,8 +151,12 @@ pub fn key_of(table: &str, r: &Row) -> String {
 
 /// Current state by the documented rule.
 pub fn current_state(lake: &Path, table: &str) -> BTreeMap<String, Row> {
+    state_of_rows(table, read_rows(lake, table))
+}
+
+pub fn state_of_rows(table: &str, rows: Vec<Row>) -> BTreeMap<String, Row> {
     let mut latest: HashMap<String, Row> = HashMap::new();
-    for r in read_rows(lake, table) {
+    for r in rows {
         let k = key_of(table, &r);
         let seq = r.get("_seq").and_then(|v| v.as_i64()).expect("_seq is an integer");
         let newer = latest.get(&k).map(|o| o["_seq"].as_i64().unwrap() < seq).unwrap_or(true);

@@ -280,10 +280,15 @@ pub fn contract(table: &str) -> &'static [&'static str] {
 
 /// Assert the lake's current state equals the truth, table by table, field by field.
 pub fn assert_lake_equals_truth(lake: &std::path::Path, truth: &Value) {
+    assert_state_equals_truth(|t| super::support::current_state(lake, t), truth)
+}
+
+/// Same, for current state read by any means (e.g. from object storage).
+pub fn assert_state_equals_truth(current: impl Fn(&str) -> BTreeMap<String, Row>, truth: &Value) {
     let expected = expected_tables(truth);
     for table in ["mail_folders", "messages", "events"] {
         let want = expected.get(table).cloned().unwrap_or_default();
-        let got = super::support::current_state(lake, table);
+        let got = current(table);
         let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(5).collect();
         let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).take(5).collect();
         assert!(
