@@ -2,6 +2,7 @@
 //! the whole root crate (link time on 2 cores).
 
 mod auth;
+mod crash;
 mod faults;
 mod storage;
 mod support;
