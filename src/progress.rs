@@ -61,7 +61,7 @@ async fn render(mut rx: mpsc::UnboundedReceiver<ProgressEvent>, multi: MultiProg
             }
             ProgressEvent::MailboxExpected { mailbox_id, items } => {
                 if let Some((b, _)) = bars.get(&mailbox_id) {
-                    b.set_length(items);
+                    b.inc_length(items);
                 }
             }
             ProgressEvent::Page { mailbox_id, rows: n, upserts, .. } => {

@@ -80,6 +80,7 @@ pub async fn sync_once(cfg: &Config, progress: Progress, cancel: Cancel) -> anyh
         max_parallel_mailboxes: cfg.limits.max_parallel_mailboxes as usize,
         max_concurrent_per_mailbox: cfg.limits.max_concurrent_per_mailbox as usize,
         folder_filter: None,
+        exclude_mailboxes: cfg.source.exclude_mailboxes.clone(),
     };
     let runner = Arc::new(Runner::new(source, lake, settings, progress, Arc::new(SeqGen::new(floor)), cancel));
     Ok(runner.run().await)

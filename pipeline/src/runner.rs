@@ -65,6 +65,8 @@ pub struct RunSettings {
     pub max_concurrent_per_mailbox: usize,
     /// Which folders get a messages partition; all when `None`.
     pub folder_filter: Option<FolderFilter>,
+    /// Mailboxes to leave out, matched against the user id and the UPN.
+    pub exclude_mailboxes: Vec<glob::Pattern>,
 }
 
 /// What one stream of one mailbox did in this run.
@@ -164,6 +166,15 @@ impl Runner {
                 };
             }
         };
+        let mut listing = listing;
+        let excluded = &self.settings.exclude_mailboxes;
+        listing.mailboxes.retain(|mb| {
+            let hit = excluded.iter().any(|p| p.matches(&mb.id) || mb.upn.as_deref().is_some_and(|u| p.matches_with(u, glob::MatchOptions { case_sensitive: false, ..Default::default() })));
+            if hit {
+                tracing::info!(mailbox = %mb.label(), "excluded by source.exclude_mailboxes");
+            }
+            !hit
+        });
         self.progress.emit(ProgressEvent::RunStarted { mailboxes: listing.mailboxes.len() });
         let mut reports: Vec<MailboxReport> = listing
             .skipped
@@ -585,6 +596,12 @@ impl PartitionWriter {
                 }
                 Fetched::Page(page, from) => {
                     self.check_repeats(&page)?;
+                    if self.part.stream == Stream::MailFolders && self.round.baseline {
+                        let items = crate::state::sum_column(&page.batch, "total_item_count");
+                        if items > 0 {
+                            self.runner.progress.emit(ProgressEvent::MailboxExpected { mailbox_id: self.part.mailbox_id.clone(), items });
+                        }
+                    }
                     let rows = page.batch.num_rows() as u64;
                     let deletes = page.removed as u64;
                     self.writer.write(&page.batch).await?;

@@ -31,3 +31,10 @@ pub fn folder_changes(batch: &RecordBatch) -> (HashSet<String>, HashSet<String>)
     }
     (present, removed)
 }
+
+/// Sum of a non-negative integer column (e.g. `total_item_count`), 0 when absent.
+pub fn sum_column(batch: &RecordBatch, name: &str) -> u64 {
+    let Some(col) = batch.column_by_name(name) else { return 0 };
+    let Some(values) = col.as_primitive_opt::<arrow::datatypes::Int64Type>() else { return 0 };
+    values.iter().flatten().filter(|v| *v > 0).map(|v| v as u64).sum()
+}

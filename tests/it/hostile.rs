@@ -360,6 +360,7 @@ async fn run_in_process(sim: &Simulator, lake: DynLake) -> RunReport {
         max_parallel_mailboxes: 4,
         max_concurrent_per_mailbox: 4,
         folder_filter: None,
+        exclude_mailboxes: vec![],
     };
     let runner = Arc::new(Runner::new(source, lake, settings, Progress::none(), Arc::new(SeqGen::new(floor)), Cancel::default()));
     runner.run().await

@@ -86,3 +86,20 @@ async fn demo_runs_on_a_fresh_folder() {
     let msgs = super::support::current_state(&lake, "messages");
     assert!(msgs.len() > 250, "demo wrote {} current messages", msgs.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn excluded_mailboxes_are_left_out() {
+    let probe = outlake_simulator::Simulator::start(small_world()).await.unwrap();
+    let truth = probe.truth();
+    probe.shutdown().await;
+    let mb = truth["mailboxes"].as_array().unwrap().iter().find(|m| m["has_mailbox"] == true).unwrap();
+    let (id, upn) = (mb["id"].as_str().unwrap().to_string(), mb["userPrincipalName"].as_str().unwrap().to_uppercase());
+    // A glob on the UPN, matched without regard to case.
+    let pattern = format!("{}*", &upn[..upn.find('@').unwrap()]);
+    let env = Env::start(small_world(), &format!("exclude_mailboxes = [\"{pattern}\"]\n")).await;
+    assert_success(&env.sync());
+    let msgs = super::support::current_state(&env.lake(), "messages");
+    assert!(!msgs.is_empty());
+    assert!(msgs.keys().all(|k| !k.starts_with(&id)), "the excluded mailbox {id} was synced");
+    env.sim.shutdown().await;
+}
