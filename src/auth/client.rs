@@ -78,10 +78,12 @@ pub fn ms_client(cfg: &Config) -> Result<MsClient, String> {
 }
 
 /// The scopes a sign-in asks for: the configured ones, plus `openid profile` so the token
-/// response carries an id_token naming the account (OIDC scopes may accompany one resource).
+/// response carries an id_token naming the account (OIDC scopes may accompany one resource),
+/// and `User.Read`, which `GET /me` needs to tell the signed-in user's id (the `mailbox_id`).
+/// Entra grants `User.Read` to every new app registration by default.
 pub fn sign_in_scopes(cfg: &Config) -> Vec<String> {
     let mut scopes = cfg.source.scopes.clone();
-    for extra in ["openid", "profile"] {
+    for extra in ["User.Read", "openid", "profile"] {
         if !scopes.iter().any(|s| s.eq_ignore_ascii_case(extra)) {
             scopes.push(extra.to_string());
         }
@@ -91,7 +93,11 @@ pub fn sign_in_scopes(cfg: &Config) -> Vec<String> {
 
 /// The scopes a refresh asks for: the configured ones (same or fewer than granted, one resource).
 pub fn refresh_scopes(cfg: &Config) -> Vec<String> {
-    cfg.source.scopes.clone()
+    let mut scopes = cfg.source.scopes.clone();
+    if !scopes.iter().any(|s| s.eq_ignore_ascii_case("User.Read")) {
+        scopes.push("User.Read".to_string());
+    }
+    scopes
 }
 
 /// Claims read from an id_token. The token comes straight from the token endpoint over the

@@ -324,3 +324,69 @@ async fn sync_with_a_revoked_refresh_token_asks_to_sign_in_again() {
     assert!(after - before <= 1, "a dead grant is tried once, not looped ({} refreshes)", after - before);
     assert_no_secrets(&text(&out), &[cache["access_token"].as_str().unwrap(), cache["refresh_token"].as_str().unwrap()]);
 }
+
+/// Every byte under `dir` (output, state, report) and the process output, scanned for secrets.
+fn assert_no_secrets_in_tree(dir: &Path, secrets: &[&str]) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n != "tokens.json") {
+                let bytes = std::fs::read(&p).unwrap();
+                for s in secrets.iter().filter(|s| s.len() >= 8) {
+                    assert!(!bytes.windows(s.len()).any(|w| w == s.as_bytes()), "a secret was written to {}", p.display());
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delegated_sync_of_the_signed_in_mailbox_equals_truth_over_rotations() {
+    // Short access tokens: every sync refreshes, so the refresh token rotates each run.
+    let cfg = SimConfig { token_lifetime: Some(Duration::from_secs(60)), messages_per_mailbox: 120, events_per_mailbox: 15, ..Default::default() };
+    let env = AuthEnv::start(cfg, "device_code", false).await;
+    env.device_login().await;
+    let me = env.cache_json()["account"]["id"].as_str().expect("the signed-in user's id is cached").to_string();
+    let lake = env._dir.path().join("lake");
+    let mut seen_refresh_tokens: Vec<String> = vec![env.cache_json()["refresh_token"].as_str().unwrap().to_string()];
+    let mut secrets: Vec<String> = seen_refresh_tokens.clone();
+    secrets.push(env.cache_json()["access_token"].as_str().unwrap().to_string());
+    for round in 0..3u64 {
+        if round > 0 {
+            env.sim.mutate(env.sim.random_changes(round, 3)).unwrap();
+        }
+        let report = env._dir.path().join(format!("run{round}.json"));
+        let out = env.run(&["sync", "--progress", "never", "--report", report.to_str().unwrap()]).await;
+        assert_ok(&out);
+        let cache = env.cache_json();
+        let rt = cache["refresh_token"].as_str().unwrap().to_string();
+        assert!(!seen_refresh_tokens.contains(&rt), "run {round}: the refresh token did not rotate");
+        seen_refresh_tokens.push(rt.clone());
+        secrets.push(rt);
+        secrets.push(cache["access_token"].as_str().unwrap().to_string());
+        let all: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        assert_no_secrets(&text(&out), &all);
+
+        // Only the signed-in user's mailbox, reached through /me, equals its truth.
+        let mut truth = env.sim.truth();
+        truth["mailboxes"].as_array_mut().unwrap().retain(|m| m["id"] == me.as_str());
+        assert_eq!(truth["mailboxes"].as_array().unwrap().len(), 1);
+        super::truth::assert_lake_equals_truth(&lake, &truth);
+    }
+    // A spent refresh token is dead (Entra rotates; the simulator enforces one use).
+    let first = &seen_refresh_tokens[0];
+    let resp = reqwest::Client::new()
+        .post(format!("{}/{}/oauth2/v2.0/token", env.sim.url(), env.sim.tenant_id()))
+        .form(&[("grant_type", "refresh_token"), ("client_id", env.sim.client_id().as_str()), ("refresh_token", first.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let all: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    assert_no_secrets_in_tree(env._dir.path(), &all);
+    let stats = env.sim.stats();
+    assert!(stats["requests_by_kind"].as_object().map(|m| m.keys().any(|k| k.contains("me"))).unwrap_or(true), "{stats}");
+}
