@@ -75,6 +75,24 @@ pub enum Command {
     /// Serve the Graph simulator on loopback until interrupted; prints one JSON line with the
     /// URL and credentials when ready.
     Sim(SimArgs),
+    /// Check the configuration, credentials and Graph permissions with one cheap call per
+    /// stream for one mailbox; prints ok/FAILED and a fix per check (exit 2 on a problem).
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Dry run of a full sync: read folder counts (no messages) and print the Graph requests
+    /// and the shortest time a backfill takes under the configured limits.
+    Estimate {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Events per mailbox assumed in the calendar window (Graph gives no cheap count).
+        #[arg(long, default_value_t = 500)]
+        events_per_mailbox: u64,
+    },
     /// Show each partition's committed position.
     Status {
         #[command(flatten)]

@@ -32,6 +32,8 @@ fn main() -> ExitCode {
             Command::Sync { config, output } => commands::sync::run(config, output).await,
             Command::Demo { dir, messages, users, output } => commands::demo::run(dir, messages, users, output).await,
             Command::Sim(args) => commands::sim::run(args).await,
+            Command::Check { config } => commands::check::run(config).await,
+            Command::Estimate { config, json, events_per_mailbox } => commands::estimate::run(config, json, events_per_mailbox).await,
             Command::Status { config, json } => commands::status::run(config, json).await,
             Command::Reset { config, mailbox, stream } => commands::reset::run(config, mailbox, stream).await,
             Command::Auth(cmd) => auth::run(cmd).await,

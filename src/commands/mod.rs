@@ -1,5 +1,7 @@
 //! One file per command.
+pub mod check;
 pub mod demo;
+pub mod estimate;
 pub mod reset;
 pub mod sim;
 pub mod status;

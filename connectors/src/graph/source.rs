@@ -86,6 +86,23 @@ impl GraphSource {
         self.client.tokens().token_requests()
     }
 
+    /// Get an access token now (operator commands: `outlake check`), so credential problems
+    /// show before any Graph call.
+    pub async fn check_token(&self) -> Result<(), SourceError> {
+        self.client.tokens().token().await.map(|_| ())
+    }
+
+    /// One GET outside a sync (operator commands: `outlake check`, `outlake estimate`): the
+    /// JSON body of a 2xx answer, with the same headers, limiter, retries and error
+    /// classification as every other request. The URL must point at `graph_url`.
+    pub async fn get_json(&self, url: url::Url, kind: RequestKind, mailbox_key: &str) -> Result<serde_json::Value, SourceError> {
+        let url = urls::validate_link(url.as_str(), &self.opts.graph_url)?;
+        let spec = RequestSpec { url, kind, mailbox_key, discovered: false };
+        self.client
+            .get(&spec, |body| serde_json::from_slice(body).map_err(|e| BodyError::Retry(format!("response body is not valid JSON: {e}"))))
+            .await
+    }
+
     fn discovered(&self) -> bool {
         self.opts.mailboxes == MailboxSelection::All
     }

@@ -1,0 +1,214 @@
+//! `outlake estimate`: a dry run of a backfill. It lists the mailboxes as `sync` would and reads
+//! each mailbox's folder tree (`mailFolders/delta`, whose folders carry `totalItemCount`), but no
+//! messages or events, and prints per mailbox and in total the Graph requests a full sync
+//! (baseline) needs and the shortest time the configured limits allow.
+//!
+//! Per mailbox: folder delta pages (counted: they are read) + per folder
+//! max(1, ceil(totalItemCount / page_size)) message delta pages + calendar pages
+//! (1 empty first page, as Graph serves, + max(1, ceil(events / page_size)), events assumed) +
+//! 1 inbox probe when mailboxes are discovered. Time: each mailbox's requests at its
+//! budget's rate (requests_per_window / window_secs), mailboxes in parallel up to
+//! max_parallel_mailboxes (longest first onto the least loaded slot).
+
+use serde_json::{Value, json};
+
+use outlake_config::{Config, Mailboxes};
+use outlake_connectors::graph::retry::RequestKind;
+use outlake_connectors::graph::{GraphSource, urls};
+use outlake_pipeline::model::Mailbox;
+use outlake_pipeline::source::{Source, SourceErrorKind};
+
+use crate::cli::ConfigArg;
+use crate::exit;
+
+pub async fn run(config: ConfigArg, as_json: bool, events_per_mailbox: u64) -> u8 {
+    let cfg = match super::load_config(&config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let source = match crate::wiring::graph_options(&cfg).map_err(|e| format!("{e:#}")).and_then(|o| GraphSource::new(o).map_err(|e| e.message)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::CONFIG_OR_AUTH;
+        }
+    };
+    let listing = match source.mailboxes().await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: listing mailboxes: {}", e.message);
+            return if e.kind == SourceErrorKind::Auth { exit::CONFIG_OR_AUTH } else { exit::FAILURE };
+        }
+    };
+    let excluded = &cfg.source.exclude_mailboxes;
+    let mailboxes: Vec<Mailbox> = listing
+        .mailboxes
+        .into_iter()
+        .filter(|mb| !excluded.iter().any(|p| p.matches(&mb.id) || mb.upn.as_deref().is_some_and(|u| p.matches(u) || p.matches(&u.to_lowercase()))))
+        .collect();
+
+    let ps = cfg.source.page_size.max(1) as u64;
+    let streams = &cfg.source.streams;
+    let want_messages = streams.iter().any(|s| s == "messages");
+    let want_folders = want_messages || streams.iter().any(|s| s == "mail_folders");
+    let want_events = streams.iter().any(|s| s == "events");
+    let discovered = matches!(cfg.source.mailboxes, Mailboxes::All);
+    let users_seen = (mailboxes.len() + listing.skipped.len()) as u64;
+    let discovery_directory = match &cfg.source.mailboxes {
+        Mailboxes::All => users_seen.div_ceil(999).max(1),
+        Mailboxes::List(l) => l.len() as u64,
+        Mailboxes::Me => 1,
+    };
+    let skipped_probes = if discovered { listing.skipped.len() as u64 } else { 0 };
+    let rate = cfg.limits.requests_per_window as f64 / cfg.limits.window.as_secs_f64().max(0.001);
+
+    let mut rows = Vec::new();
+    let mut failed = 0;
+    for mb in &mailboxes {
+        let (folders, folder_pages) = if want_folders {
+            match folder_counts(&source, &cfg, mb).await {
+                Ok(x) => x,
+                Err(e) => {
+                    failed += 1;
+                    rows.push(json!({"mailbox_id": mb.id, "label": mb.label(), "error": e}));
+                    continue;
+                }
+            }
+        } else {
+            (Vec::new(), 0)
+        };
+        let messages: u64 = folders.iter().sum();
+        let message_pages: u64 = if want_messages { folders.iter().map(|n| n.div_ceil(ps).max(1)).sum() } else { 0 };
+        let event_pages = if want_events { 1 + events_per_mailbox.div_ceil(ps).max(1) } else { 0 };
+        let probe = u64::from(discovered);
+        let requests = probe + folder_pages + message_pages + event_pages;
+        rows.push(json!({
+            "mailbox_id": mb.id,
+            "label": mb.label(),
+            "folders": folders.len(),
+            "messages": messages,
+            "probe_requests": probe,
+            "folder_delta_pages": folder_pages,
+            "message_pages": message_pages,
+            "event_pages": event_pages,
+            "requests": requests,
+            "min_seconds": requests as f64 / rate,
+        }));
+    }
+
+    let sum = |k: &str| rows.iter().filter_map(|r| r[k].as_u64()).sum::<u64>();
+    let mailbox_requests = sum("requests");
+    let total_requests = mailbox_requests + discovery_directory + skipped_probes;
+    let lanes = (cfg.limits.max_parallel_mailboxes.max(1)) as usize;
+    let mut per: Vec<f64> = rows.iter().filter_map(|r| r["min_seconds"].as_f64()).collect();
+    per.sort_by(|a, b| b.total_cmp(a));
+    let mut load = vec![0.0f64; lanes.min(per.len()).max(1)];
+    for t in per {
+        let i = load.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
+        load[i] += t;
+    }
+    let min_seconds = load.iter().cloned().fold(0.0, f64::max);
+    let assumptions = vec![
+        format!("page_size {ps}: every folder needs max(1, ceil(totalItemCount / {ps})) message delta pages (folder counts read now from mailFolders/delta)"),
+        format!("calendar: {events_per_mailbox} events per mailbox in the calendarView window (--events-per-mailbox; not counted), 1 + max(1, ceil(events / {ps})) pages — Graph serves the first calendar page empty"),
+        format!("per-mailbox budget {} requests / {} s = {rate:.2} requests/s; the initial burst, latency and 429 retries are ignored", cfg.limits.requests_per_window, cfg.limits.window.as_secs_f64()),
+        format!("up to {lanes} mailboxes at once (limits.max_parallel_mailboxes), longest first; limits.max_in_flight ({}) is not modelled", cfg.limits.max_in_flight),
+        "a baseline (first) sync; later incremental syncs need far fewer requests".to_string(),
+        "directory requests (users pages, resolving configured mailboxes) and probes of users without a mailbox are counted in the total, not per mailbox".to_string(),
+    ];
+    let totals = json!({
+        "mailboxes": mailboxes.len(),
+        "folders": sum("folders"),
+        "messages": sum("messages"),
+        "folder_delta_pages": sum("folder_delta_pages"),
+        "message_pages": sum("message_pages"),
+        "event_pages": sum("event_pages"),
+        "discovery_requests": discovery_directory + skipped_probes + sum("probe_requests"),
+        "requests": total_requests,
+        "min_seconds": min_seconds,
+    });
+    if as_json {
+        let doc = json!({
+            "page_size": ps,
+            "events_per_mailbox": events_per_mailbox,
+            "requests_per_second_per_mailbox": rate,
+            "max_parallel_mailboxes": lanes,
+            "mailboxes": rows,
+            "skipped": listing.skipped.iter().map(|(m, why)| json!({"mailbox": m, "reason": why})).collect::<Vec<_>>(),
+            "totals": totals,
+            "assumptions": assumptions,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        println!("{:<36} {:>7} {:>9} {:>8} {:>9} {:>8} {:>9} {:>10}", "MAILBOX", "FOLDERS", "MESSAGES", "F.PAGES", "M.PAGES", "E.PAGES", "REQUESTS", "MIN TIME");
+        for r in &rows {
+            let label = r["label"].as_str().unwrap_or("");
+            if let Some(e) = r["error"].as_str() {
+                println!("{label:<36} FAILED: {e}");
+                continue;
+            }
+            println!(
+                "{label:<36} {:>7} {:>9} {:>8} {:>9} {:>8} {:>9} {:>10}",
+                n(&r["folders"]), n(&r["messages"]), n(&r["folder_delta_pages"]), n(&r["message_pages"]), n(&r["event_pages"]), n(&r["requests"]),
+                human(r["min_seconds"].as_f64().unwrap_or(0.0))
+            );
+        }
+        for (m, why) in &listing.skipped {
+            println!("{m:<36} skipped: {why}");
+        }
+        println!(
+            "{:<36} {:>7} {:>9} {:>8} {:>9} {:>8} {:>9} {:>10}",
+            format!("total ({} mailboxes)", mailboxes.len()),
+            n(&totals["folders"]), n(&totals["messages"]), n(&totals["folder_delta_pages"]), n(&totals["message_pages"]), n(&totals["event_pages"]), total_requests, human(min_seconds)
+        );
+        println!("discovery: {} requests (included in the total)", totals["discovery_requests"]);
+        println!("estimated requests: {total_requests}; time lower bound: {}", human(min_seconds));
+        println!("assumptions:");
+        for a in &assumptions {
+            println!("  - {a}");
+        }
+    }
+    if failed > 0 { exit::PARTIAL } else { exit::OK }
+}
+
+/// The message count of each folder, and how many folder delta pages that took.
+async fn folder_counts(source: &GraphSource, cfg: &Config, mb: &Mailbox) -> Result<(Vec<u64>, u64), String> {
+    let g = &cfg.source.graph_url;
+    let mut url = urls::folder_delta(g, mb);
+    let mut folders: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut pages = 0u64;
+    loop {
+        let v: Value = source.get_json(url, RequestKind::FolderDelta, &mb.id).await.map_err(|e| e.message)?;
+        pages += 1;
+        for f in v.get("value").and_then(Value::as_array).into_iter().flatten() {
+            let Some(id) = f.get("id").and_then(Value::as_str) else { continue };
+            if f.get("@removed").is_some() {
+                folders.remove(id);
+            } else {
+                folders.insert(id.to_string(), f.get("totalItemCount").and_then(Value::as_u64).unwrap_or(0));
+            }
+        }
+        match v.get("@odata.nextLink").and_then(Value::as_str) {
+            Some(next) => url = urls::validate_link(next, g).map_err(|e| e.message)?,
+            None => break,
+        }
+        if pages > 100_000 {
+            return Err("the folder delta did not end".into());
+        }
+    }
+    Ok((folders.into_values().collect(), pages))
+}
+
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+fn human(secs: f64) -> String {
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else if secs < 3600.0 {
+        format!("{}m{:02}s", (secs / 60.0) as u64, (secs % 60.0) as u64)
+    } else {
+        format!("{}h{:02}m", (secs / 3600.0) as u64, ((secs % 3600.0) / 60.0) as u64)
+    }
+}
