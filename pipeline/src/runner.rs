@@ -424,6 +424,9 @@ impl Runner {
             None => (self.new_round(true, false), PageRequest::Initial),
             Some(cp) => match &cp.cursor {
                 None => (self.new_round(true, true), PageRequest::Initial),
+                // A baseline that owes deletes keeps the ids it has seen in memory only, so after
+                // a crash it starts over rather than resume with that set lost.
+                Some(Cursor::Next(_)) if cp.round.owes_deletes => (self.new_round(true, true), PageRequest::Initial),
                 Some(Cursor::Next(_)) => (cp.round.clone(), PageRequest::Link(cp.cursor.clone().unwrap())),
                 Some(Cursor::Delta(_)) => (self.new_round(false, false), PageRequest::Link(cp.cursor.clone().unwrap())),
             },
@@ -453,6 +456,8 @@ impl Runner {
             last_link: None,
             seen_event_ids: HashSet::new(),
             repeat_pages: 0,
+            baseline_known: None,
+            baseline_seen: HashSet::new(),
         };
         let result = w.consume(rx).await;
         fetcher.abort();
@@ -569,6 +574,10 @@ struct PartitionWriter {
     last_link: Option<Cursor>,
     seen_event_ids: HashSet<String>,
     repeat_pages: u32,
+    /// In a baseline that owes deletes: what the output held when the round started (read on
+    /// its first page), and every id the round has returned so far.
+    baseline_known: Option<std::collections::HashMap<String, crate::model::KeyState>>,
+    baseline_seen: HashSet<String>,
 }
 
 impl PartitionWriter {
@@ -590,6 +599,8 @@ impl PartitionWriter {
                     // from scratch) and makes the rows staged so far committed state, so the
                     // baseline's diff at the end of the round sees them.
                     self.round = RoundInfo { baseline: true, owes_deletes: true, started_seq, pages: 0 };
+                    self.baseline_known = None;
+                    self.baseline_seen.clear();
                     self.report.rebaselines += 1;
                     self.runner.progress.emit(ProgressEvent::Rebaselined { mailbox_id: self.part.mailbox_id.clone(), stream: self.part.stream });
                     self.commit(None, true).await?;
@@ -602,9 +613,10 @@ impl PartitionWriter {
                             self.runner.progress.emit(ProgressEvent::MailboxExpected { mailbox_id: self.part.mailbox_id.clone(), items });
                         }
                     }
-                    let rows = page.batch.num_rows() as u64;
+                    let batch = if self.round.owes_deletes { self.skip_unchanged(&page).await? } else { page.batch.clone() };
+                    let rows = batch.num_rows() as u64;
                     let deletes = page.removed as u64;
-                    self.writer.write(&page.batch).await?;
+                    self.writer.write(&batch).await?;
                     self.report.pages += 1;
                     self.report.upserts += rows - deletes.min(rows);
                     self.report.deletes += deletes.min(rows);
@@ -674,6 +686,24 @@ impl PartitionWriter {
         Ok(())
     }
 
+    /// In a baseline that owes deletes, rows whose change key equals what the output already
+    /// holds are not written again; their ids are remembered so the final diff keeps them.
+    async fn skip_unchanged(&mut self, page: &Page) -> Result<arrow::array::RecordBatch, PartitionError> {
+        if self.baseline_known.is_none() {
+            self.baseline_known = Some(self.runner.lake.current_keys(&self.part).await?);
+        }
+        let known = self.baseline_known.as_ref().expect("loaded above");
+        self.baseline_seen.extend(page.upserted_ids.iter().cloned());
+        let keep = crate::state::changed_rows(&page.batch, |id, change_key| {
+            known.get(id).is_none_or(|k| k.deleted || k.change_key.as_deref() != Some(change_key))
+        });
+        match keep {
+            Some(mask) => arrow::compute::filter_record_batch(&page.batch, &mask)
+                .map_err(|e| PartitionError::Other(format!("filtering unchanged rows: {e}"))),
+            None => Ok(page.batch.clone()),
+        }
+    }
+
     async fn finish_round(&mut self, delta: Cursor, fetched_from: Option<Cursor>) -> Result<(), PartitionError> {
         if self.round.owes_deletes {
             // Make this round's rows committed state first (resume point: the link of the
@@ -682,7 +712,7 @@ impl PartitionWriter {
             let keys = self.runner.lake.current_keys(&self.part).await?;
             let mut gone: Vec<String> = keys
                 .into_iter()
-                .filter(|(_, k)| !k.deleted && k.seq < self.round.started_seq)
+                .filter(|(id, k)| !k.deleted && k.seq < self.round.started_seq && !self.baseline_seen.contains(id))
                 .map(|(id, _)| id)
                 .collect();
             gone.sort();

@@ -38,3 +38,20 @@ pub fn sum_column(batch: &RecordBatch, name: &str) -> u64 {
     let Some(values) = col.as_primitive_opt::<arrow::datatypes::Int64Type>() else { return 0 };
     values.iter().flatten().filter(|v| *v > 0).map(|v| v as u64).sum()
 }
+
+/// A mask that keeps every row except upserts for which `changed(id, change_key)` is false.
+/// `None` when the batch has no `change_key` column (nothing can be skipped).
+pub fn changed_rows(batch: &RecordBatch, changed: impl Fn(&str, &str) -> bool) -> Option<arrow::array::BooleanArray> {
+    let ids = batch.column_by_name(columns::ID)?.as_string_opt::<i32>()?;
+    let ops = batch.column_by_name(columns::OP)?.as_string_opt::<i32>()?;
+    let keys = batch.column_by_name(columns::CHANGE_KEY)?.as_string_opt::<i32>()?;
+    Some(
+        (0..batch.num_rows())
+            .map(|i| {
+                let upsert = !ops.is_null(i) && ops.value(i) == columns::OP_UPSERT;
+                let skippable = upsert && !ids.is_null(i) && !keys.is_null(i);
+                Some(!skippable || changed(ids.value(i), keys.value(i)))
+            })
+            .collect(),
+    )
+}

@@ -114,6 +114,10 @@ async fn expired_sync_state_rebaselines_and_deletes_what_vanished() {
     assert!(rep["totals"]["rebaselines"].as_u64().unwrap() > 0, "{rep:#}");
     assert!(rep["totals"]["deletes"].as_u64().unwrap() > 0);
     assert_lake_equals_truth(&env.lake(), &env.sim.truth());
+    // Unchanged items (same change key) were not written again by the re-baseline.
+    let items: usize = env.sim.truth()["mailboxes"].as_array().unwrap().iter().map(|m| m["messages"].as_array().map_or(0, Vec::len)).sum();
+    let upserts = rep["totals"]["upserts"].as_u64().unwrap() as usize;
+    assert!(upserts * 3 < items, "the re-baseline rewrote {upserts} rows for {items} messages");
 
     // And the next run is incremental again.
     env.sim.mutate(env.sim.random_changes(5, 2)).unwrap();
