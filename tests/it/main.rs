@@ -9,3 +9,4 @@ mod support;
 mod sync_e2e;
 mod truth;
 mod hostile;
+mod operator;
