@@ -420,6 +420,8 @@ impl Runner {
         if previous.as_ref().is_some_and(|p| p.retired) {
             return PartitionOutcome::default();
         }
+        // A partition whose cursor was cleared (`outlake reset`) starts a re-baseline.
+        let reset = previous.as_ref().is_some_and(|cp| cp.cursor.is_none());
         let (round, request) = match &previous {
             None => (self.new_round(true, false), PageRequest::Initial),
             Some(cp) => match &cp.cursor {
@@ -449,7 +451,7 @@ impl Runner {
             writer: self.lake.writer(&part),
             previous,
             round,
-            report: StreamReport::default(),
+            report: StreamReport { rebaselines: u64::from(reset), ..StreamReport::default() },
             pages_since_commit: 0,
             rows_since_commit: 0,
             last_commit: Instant::now(),
