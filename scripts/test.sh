@@ -13,4 +13,4 @@ if [ -f scripts/emulators.sh ]; then
   eval "$(bash scripts/emulators.sh env)"
 fi
 
-cargo test --workspace --locked -- --test-threads 2
+cargo test --workspace --locked --no-fail-fast -- --test-threads 2
