@@ -47,10 +47,6 @@ pub struct RawSource {
     pub calendar_start: Option<String>,
     pub calendar_end: Option<String>,
     pub fetch_bodies: Option<bool>,
-    /// Folders to sync (well-known names such as `inbox`, or display-name paths such as
-    /// `Inbox/Projects`); all when absent.
-    pub include_folders: Option<Vec<String>>,
-    pub exclude_folders: Option<Vec<String>>,
     pub redirect_uri: Option<String>,
     pub scopes: Option<RawScopes>,
     pub token_cache: Option<String>,
