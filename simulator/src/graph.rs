@@ -186,6 +186,16 @@ fn query_get<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 /// The `/v1.0/*` handler.
 pub async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> Response {
+    // Pre-rendered pages ([`crate::replay`]): answered before anything else.
+    if sh.replay.mode() == crate::replay::ReplayMode::Serve && req.headers().contains_key(header::AUTHORIZATION) {
+        if let Some(rec) = req.uri().path_and_query().and_then(|pq| sh.replay.lookup(pq.as_str(), req.headers())) {
+            let mut r = Ctx::new(req.headers()).json(StatusCode::OK, rec.body);
+            if let Some(p) = rec.preference_applied {
+                r.headers_mut().insert("Preference-Applied", p);
+            }
+            return r;
+        }
+    }
     let headers = req.headers().clone();
     let ctx = Ctx::new(&headers);
     let uri = req.uri().clone();
@@ -533,8 +543,10 @@ async fn mailbox_request(
                         let u = &st.world.users[ui];
                         crate::hostile::apply(&st.cfg.hostile, &u.id, &u.upn, stream, token_used, page.body)
                     };
+                    let body = page_body.clone();
                     let mut r = ctx.json(StatusCode::OK, page_body);
                     r.headers_mut().insert("Preference-Applied", HeaderValue::from_str(&applied.join(",")).unwrap_or(HeaderValue::from_static("odata.track-changes")));
+                    sh.replay.record(&url_key, &headers, &body, r.headers().get("Preference-Applied"));
                     r
                 }
                 Err(DeltaError::Gone { generation, highest, kept }) => ctx.error(StatusCode::GONE, "SyncStateNotFound", &DeltaError::gone_message(generation, highest, &kept)),

@@ -33,6 +33,7 @@ pub mod hostile;
 pub mod identity;
 pub mod model;
 pub mod mutation;
+pub mod replay;
 pub mod respond;
 pub mod seed;
 mod state;
@@ -57,6 +58,7 @@ pub use config::{ConfigPatch, FaultRates, SimConfig};
 pub use error::SimError;
 pub use hostile::{Corruption, HostileRule, HostileStream, PageSelect};
 pub use mutation::Mutation;
+pub use replay::{Recorded, RecordedRequest, Replay, ReplayMode};
 
 use state::{Shared, State};
 
@@ -110,6 +112,7 @@ impl Simulator {
             client_id,
             client_secret,
             url: format!("http://{addr}"),
+            replay: Replay::default(),
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app = router(shared.clone());
@@ -188,6 +191,15 @@ impl Simulator {
     /// Ids of all users, with and without a mailbox.
     pub fn user_ids(&self) -> Vec<String> {
         self.shared.state.lock().world.users.iter().map(|u| u.id.clone()).collect()
+    }
+    /// Pre-rendered pages: `Record` a backfill's delta pages, then `Serve` them as static bytes
+    /// (see [`replay`]).
+    pub fn set_replay_mode(&self, mode: ReplayMode) {
+        self.shared.replay.set_mode(mode);
+    }
+    /// The recorded pages (see [`replay`]).
+    pub fn replay(&self) -> &Replay {
+        &self.shared.replay
     }
     /// Stops serving.
     pub async fn shutdown(mut self) {

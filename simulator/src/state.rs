@@ -32,6 +32,8 @@ pub struct Shared {
     pub client_id: String,
     pub client_secret: String,
     pub url: String,
+    /// Recorded delta pages ([`crate::replay`]).
+    pub replay: crate::replay::Replay,
 }
 
 impl State {

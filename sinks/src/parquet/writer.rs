@@ -18,6 +18,7 @@ use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use uuid::Uuid;
 
 use super::layout;
@@ -42,11 +43,32 @@ impl Default for WriterSettings {
     }
 }
 
+/// Columns of the three tables whose values are (nearly) unique per row.
+const UNIQUE_COLUMNS: &[&str] = &[
+    "id",
+    "_seq",
+    "body_preview",
+    "body_content",
+    "change_key",
+    "conversation_id",
+    "internet_message_id",
+    "web_link",
+    "i_cal_uid",
+    "online_meeting_join_url",
+];
+
 impl WriterSettings {
     pub(crate) fn properties(&self, partition: &PartitionKey) -> WriterProperties {
         // An out-of-range level falls back to zstd's default rather than failing every write.
         let level = ZstdLevel::try_new(self.zstd_level).unwrap_or_default();
-        WriterProperties::builder()
+        let mut builder = WriterProperties::builder();
+        // Columns whose values are (nearly) all distinct: a dictionary only grows to its size
+        // limit, gets compressed, and is abandoned. Plain encoding writes them ~1.1× faster and
+        // the files come out slightly smaller (benches/README.md, write bench).
+        for column in UNIQUE_COLUMNS {
+            builder = builder.set_column_dictionary_enabled(ColumnPath::from(*column), false);
+        }
+        builder
             .set_compression(Compression::ZSTD(level))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_max_row_group_row_count(Some(self.row_group_rows.max(1)))
