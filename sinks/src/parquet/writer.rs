@@ -76,7 +76,7 @@ impl WriterSettings {
             .set_statistics_enabled(EnabledStatistics::Page)
             // A column's open page is buffered unencoded; with dozens of files open at once
             // (one per partition), 1 MiB pages (the default) made the peak RSS grow with the
-            // partition size. Pages of 128 KiB keep it flat (benches/README.md).
+            // partition size. Pages of 128 KiB bound that part (benches/README.md).
             .set_data_page_size_limit(DATA_PAGE_BYTES)
             .set_max_row_group_row_count(Some(self.row_group_rows.max(1)))
             .set_key_value_metadata(Some(vec![KeyValue::new(
