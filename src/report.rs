@@ -48,6 +48,8 @@ pub fn write_json(rep: &RunReport, path: &Path) -> std::io::Result<()> {
         "commits": rep.total(|s| s.commits),
         "rebaselines": rep.total(|s| s.rebaselines),
         "bytes": rep.total(|s| s.bytes),
+        "filtered": rep.total(|s| s.filtered),
+        "folders_excluded": rep.total(|s| s.folders_excluded),
         "requests": rep.mailboxes.iter().map(|m| m.requests).sum::<u64>(),
         "throttled": rep.mailboxes.iter().map(|m| m.throttled).sum::<u64>(),
         "retries": rep.mailboxes.iter().map(|m| m.retries).sum::<u64>(),
@@ -76,6 +78,7 @@ pub fn write_prometheus(rep: &RunReport, path: &Path) -> std::io::Result<()> {
     };
     metric("outlake_rows_upserted", "Upsert rows committed in the last run.", "gauge", per_stream(&|r| r.upserts));
     metric("outlake_rows_deleted", "Delete rows committed in the last run.", "gauge", per_stream(&|r| r.deletes));
+    metric("outlake_rows_filtered", "Messages left out by received_after in the last run.", "gauge", per_stream(&|r| r.filtered));
     metric("outlake_rebaselines", "Rounds restarted without a token in the last run.", "gauge", per_stream(&|r| r.rebaselines));
     let per_mailbox = |f: &dyn Fn(&outlake_pipeline::runner::MailboxReport) -> f64| -> Vec<(String, f64)> {
         rep.mailboxes.iter().filter(|m| m.status != MailboxStatus::Skipped).map(|m| (format!("{{mailbox=\"{}\"}}", esc(&m.mailbox_id)), f(m))).collect()

@@ -9,6 +9,7 @@ use outlake_pipeline::lake::DynLake;
 use outlake_pipeline::model::Stream;
 use outlake_pipeline::progress::Progress;
 use outlake_pipeline::runner::{Cancel, RunReport, RunSettings, Runner};
+use outlake_pipeline::scope::{FolderScope, MessageScope};
 use outlake_pipeline::seq::SeqGen;
 use outlake_pipeline::source::DynSource;
 use outlake_sinks::WriterSettings;
@@ -79,7 +80,8 @@ pub async fn sync_once(cfg: &Config, progress: Progress, cancel: Cancel) -> anyh
         commit_every: cfg.checkpoint.commit_every,
         max_parallel_mailboxes: cfg.limits.max_parallel_mailboxes as usize,
         max_concurrent_per_mailbox: cfg.limits.max_concurrent_per_mailbox as usize,
-        folder_filter: None,
+        folders: FolderScope { include: cfg.source.include_folders.clone(), exclude: cfg.source.exclude_folders.clone() },
+        messages: MessageScope { received_after: cfg.source.received_after },
         exclude_mailboxes: cfg.source.exclude_mailboxes.clone(),
     };
     let runner = Arc::new(Runner::new(source, lake, settings, progress, Arc::new(SeqGen::new(floor)), cancel));

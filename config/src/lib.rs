@@ -4,13 +4,16 @@
 //! - [`validated`]: typed values; every error names the key, the problem and a valid example.
 //! - [`load`]: defaults → file → `OUTLAKE_<SECTION>__<KEY>` env → validate.
 //! - [`secret`]: `Secret`, a string that never prints.
+//! - [`folders`]: the folder path patterns of `include_folders` / `exclude_folders`.
 //!
 //! No network, no storage: connectivity is checked by `outlake check`, not here.
+pub mod folders;
 pub mod load;
 pub mod raw;
 pub mod secret;
 pub mod validated;
 
+pub use folders::FolderPattern;
 pub use load::{load, load_raw, LoadError};
 pub use secret::Secret;
 pub use validated::{validate, AuthKind, Config, ConfigError, Mailboxes, is_loopback_host};

@@ -42,6 +42,12 @@ pub struct RawSource {
     pub mailboxes: Option<RawMailboxes>,
     /// Glob patterns (ids or UPNs) of mailboxes to leave out.
     pub exclude_mailboxes: Option<Vec<String>>,
+    /// Folder paths (well-known names, display-name paths, globs) whose messages to sync.
+    pub include_folders: Option<Vec<String>>,
+    /// Folder paths whose messages to leave out; wins over `include_folders`.
+    pub exclude_folders: Option<Vec<String>>,
+    /// Only messages received at or after this instant (RFC 3339 or a date).
+    pub received_after: Option<String>,
     pub streams: Option<Vec<String>>,
     pub page_size: Option<i64>,
     pub calendar_start: Option<String>,

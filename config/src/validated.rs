@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use url::Url;
 
+use crate::folders::FolderPattern;
 use crate::raw::{RawConfig, RawMailboxes, RawScopes};
 use crate::Secret;
 
@@ -67,6 +68,11 @@ pub struct SourceConfig {
     pub auth: AuthKind,
     pub mailboxes: Mailboxes,
     pub exclude_mailboxes: Vec<glob::Pattern>,
+    /// Folders whose messages are synced (empty: all), and folders left out.
+    pub include_folders: Vec<FolderPattern>,
+    pub exclude_folders: Vec<FolderPattern>,
+    /// Messages received before this instant are left out of the output.
+    pub received_after: Option<DateTime<Utc>>,
     /// In the order mail_folders, messages, events (deduplicated).
     pub streams: Vec<String>,
     pub page_size: u32,
@@ -213,6 +219,13 @@ pub fn validate(raw: &RawConfig, secrets: &dyn SecretFileReader) -> Result<Confi
         .map(|p| glob::Pattern::new(p).map_err(|e| err("source.exclude_mailboxes", format!("{p:?} is not a glob: {e}"), "exclude_mailboxes = [\"room-*@contoso.com\"]")))
         .collect::<Result<Vec<_>, _>>()?;
 
+    let include_folders = folder_patterns(&s.include_folders, "source.include_folders", "include_folders = [\"inbox\", \"sentitems\", \"Projects/2024\"]")?;
+    let exclude_folders = folder_patterns(&s.exclude_folders, "source.exclude_folders", "exclude_folders = [\"junkemail\", \"deleteditems\", \"inbox/Newsletters\"]")?;
+    let received_after = match s.received_after.as_deref() {
+        None => None,
+        Some(v) => Some(date_or_timestamp(v, "source.received_after")?),
+    };
+
     let mut streams: Vec<String> = Vec::new();
     let wanted = s.streams.clone().unwrap_or_else(|| STREAM_NAMES.iter().map(|x| x.to_string()).collect());
     if wanted.is_empty() {
@@ -296,6 +309,9 @@ pub fn validate(raw: &RawConfig, secrets: &dyn SecretFileReader) -> Result<Confi
             auth,
             mailboxes,
             exclude_mailboxes,
+            include_folders,
+            exclude_folders,
+            received_after,
             streams,
             page_size: page_size as u32,
             calendar_start,
@@ -369,6 +385,20 @@ fn timestamp(v: Option<&str>, key: &str, default: DateTime<Utc>) -> Result<DateT
             .map(|d| d.with_timezone(&Utc))
             .map_err(|e| err(key, format!("{s:?} is not an RFC 3339 timestamp: {e}"), "\"2024-01-01T00:00:00Z\"")),
     }
+}
+
+fn folder_patterns(v: &Option<Vec<String>>, key: &str, example: &str) -> Result<Vec<FolderPattern>, ConfigError> {
+    v.iter().flatten().map(|p| FolderPattern::parse(p).map_err(|problem| err(key, problem, example))).collect()
+}
+
+/// An RFC 3339 timestamp, or a date (midnight UTC).
+fn date_or_timestamp(v: &str, key: &str) -> Result<DateTime<Utc>, ConfigError> {
+    if let Ok(d) = DateTime::parse_from_rfc3339(v) {
+        return Ok(d.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
+        .map_err(|_| err(key, format!("{v:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 timestamp"), "received_after = \"2024-01-01\" (or \"2024-01-01T00:00:00Z\")"))
 }
 
 /// True for `localhost`, 127.0.0.0/8 and `::1`.

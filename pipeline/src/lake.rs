@@ -97,16 +97,32 @@ pub trait Lake: Send + Sync + 'static {
     fn describe(&self) -> String;
 }
 
-/// Rows read back from a table as plain values (used by `current_keys` implementations and
-/// tests): (id, parent_folder_id, seq, op, change_key).
-pub type KeyRow = (String, Option<String>, i64, String, Option<String>);
+/// One row read back from a table (used by `current_keys` implementations and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    pub id: String,
+    pub parent_folder_id: Option<String>,
+    pub seq: i64,
+    pub op: String,
+    pub change_key: Option<String>,
+    pub display_name: Option<String>,
+}
 
 pub fn latest_per_id(rows: impl IntoIterator<Item = KeyRow>) -> HashMap<String, KeyState> {
     let mut out: HashMap<String, KeyState> = HashMap::new();
-    for (id, _folder, seq, op, change_key) in rows {
-        let newer = out.get(&id).is_none_or(|k| k.seq < seq);
+    for r in rows {
+        let newer = out.get(&r.id).is_none_or(|k| k.seq < r.seq);
         if newer {
-            out.insert(id, KeyState { seq, deleted: op == "delete", change_key });
+            out.insert(
+                r.id,
+                KeyState {
+                    seq: r.seq,
+                    deleted: r.op == "delete",
+                    change_key: r.change_key,
+                    parent_folder_id: r.parent_folder_id,
+                    display_name: r.display_name,
+                },
+            );
         }
     }
     out

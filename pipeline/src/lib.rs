@@ -6,6 +6,7 @@
 //! - [`limiter`]: the per-mailbox token bucket and in-flight caps.
 //! - [`seq`]: the `_seq` generator.
 //! - [`state`]: helpers that read pipeline columns out of record batches.
+//! - [`scope`]: folder include/exclude and `received_after`.
 pub mod lake;
 pub mod limiter;
 pub mod model;
@@ -14,3 +15,4 @@ pub mod source;
 pub mod state;
 pub mod progress;
 pub mod runner;
+pub mod scope;

@@ -22,6 +22,10 @@ pub mod columns {
     /// Part of the key of `messages` only.
     pub const PARENT_FOLDER_ID: &str = "parent_folder_id";
     pub const CHANGE_KEY: &str = "change_key";
+    /// `mail_folders` only.
+    pub const DISPLAY_NAME: &str = "display_name";
+    /// `messages` only.
+    pub const RECEIVED_DATE_TIME: &str = "received_date_time";
     pub const OP_UPSERT: &str = "upsert";
     pub const OP_DELETE: &str = "delete";
 }
@@ -214,6 +218,10 @@ pub struct RoundInfo {
     pub started_seq: i64,
     /// Pages fetched in this round so far.
     pub pages: u64,
+    /// The message scope the round runs under ([`crate::scope::MessageScope::fingerprint`]);
+    /// `None` when every message is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// The persisted position of a partition: one commit record. Versioned on disk by the sink.
@@ -237,10 +245,25 @@ pub struct Checkpoint {
     pub retired: bool,
 }
 
+/// [`RoundInfo::scope`] of a messages partition whose folder left the folder scope: its rows
+/// were deleted from the output and it has no cursor.
+pub const OUT_OF_SCOPE: &str = "out_of_scope";
+
+impl Checkpoint {
+    /// The partition was parked because its folder left `include_folders` / `exclude_folders`.
+    pub fn is_out_of_scope(&self) -> bool {
+        self.cursor.is_none() && self.round.scope.as_deref() == Some(OUT_OF_SCOPE)
+    }
+}
+
 /// What the output currently holds for a key, as read back from committed files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyState {
     pub seq: i64,
     pub deleted: bool,
     pub change_key: Option<String>,
+    /// The row's `parent_folder_id` (folders: the parent folder; messages: the folder).
+    pub parent_folder_id: Option<String>,
+    /// `mail_folders` rows: the folder's display name.
+    pub display_name: Option<String>,
 }

@@ -20,14 +20,16 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow::array::{Array, AsArray};
 use futures::stream::{self, StreamExt};
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::lake::{CommitRequest, DynLake, LakeError, LakeErrorKind, StagedWriter};
-use crate::model::{Checkpoint, Cursor, Mailbox, Page, PageRequest, PartitionKey, RoundInfo, Stream};
+use crate::model::{Checkpoint, Cursor, OUT_OF_SCOPE, Mailbox, Page, PageRequest, PartitionKey, RoundInfo, Stream};
 use crate::progress::{Progress, ProgressEvent};
+use crate::scope::{FolderNode, FolderScope, MessageScope};
 use crate::seq::SeqGen;
 use crate::source::{DynSource, SourceError, SourceErrorKind};
 
@@ -45,16 +47,6 @@ impl Cancel {
     }
 }
 
-/// Decides which folder ids get a messages partition.
-#[derive(Clone)]
-pub struct FolderFilter(pub Arc<dyn Fn(&str) -> bool + Send + Sync>);
-
-impl std::fmt::Debug for FolderFilter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("FolderFilter")
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct RunSettings {
     pub run_id: String,
@@ -63,8 +55,10 @@ pub struct RunSettings {
     pub commit_every: Duration,
     pub max_parallel_mailboxes: usize,
     pub max_concurrent_per_mailbox: usize,
-    /// Which folders get a messages partition; all when `None`.
-    pub folder_filter: Option<FolderFilter>,
+    /// Which folders get a messages partition.
+    pub folders: FolderScope,
+    /// Which messages are kept.
+    pub messages: MessageScope,
     /// Mailboxes to leave out, matched against the user id and the UPN.
     pub exclude_mailboxes: Vec<glob::Pattern>,
 }
@@ -79,6 +73,10 @@ pub struct StreamReport {
     pub rebaselines: u64,
     pub partitions: u64,
     pub malformed_items: u64,
+    /// Messages left out by `received_after`.
+    pub filtered: u64,
+    /// Folders left out by `include_folders` / `exclude_folders` (messages stream).
+    pub folders_excluded: u64,
     pub bytes: u64,
     pub duration_ms: u64,
     pub errors: Vec<String>,
@@ -293,6 +291,7 @@ impl Runner {
         rep.commits += r.report.commits;
         rep.rebaselines += r.report.rebaselines;
         rep.malformed_items += r.report.malformed_items;
+        rep.filtered += r.report.filtered;
         rep.bytes += r.report.bytes;
         rep.duration_ms += r.report.duration_ms;
         match r.error {
@@ -326,8 +325,29 @@ impl Runner {
         let present: HashSet<String> = folders.iter().filter(|(_, s)| !s.deleted).map(|(id, _)| id.clone()).collect();
         let mut ids: Vec<String> = present.iter().cloned().collect();
         ids.sort();
-        if let Some(filter) = &self.settings.folder_filter {
-            ids.retain(|id| (filter.0)(id));
+        let scope = &self.settings.folders;
+        if !scope.is_everything() {
+            let mut well_known = std::collections::HashMap::new();
+            for name in scope.well_known_names() {
+                match self.source.well_known_folder(mb, &name).await {
+                    Ok(Some(id)) => {
+                        well_known.insert(name, id);
+                    }
+                    Ok(None) => {}
+                    Err(e) if matches!(e.kind, SourceErrorKind::Auth | SourceErrorKind::Fatal) => return Err(Fatal(e)),
+                    Err(e) => {
+                        errors.push(format!("messages: resolving the well-known folder {name:?} failed: {e}"));
+                        return Ok(());
+                    }
+                }
+            }
+            let selection = scope.select(&FolderNode::from_keys(&folders), &well_known);
+            for p in &selection.unmatched {
+                tracing::warn!(mailbox = %mb.label(), pattern = %p, "a folder pattern names no folder of this mailbox (check include_folders / exclude_folders)");
+            }
+            tracing::debug!(mailbox = %mb.label(), selected = selection.selected.len(), excluded = selection.excluded.len(), "folder scope applied");
+            streams.entry(Stream::Messages.as_str().to_string()).or_default().folders_excluded += selection.excluded.len() as u64;
+            ids = selection.selected;
         }
 
         // Retire partitions of folders that are gone.
@@ -341,7 +361,18 @@ impl Runner {
         for cp in existing.iter().filter(|c| c.partition.stream == Stream::Messages && !c.retired) {
             let Some(folder) = &cp.partition.folder_id else { continue };
             if !present.contains(folder) {
-                let r = self.clone().retire(cp.partition.clone(), Some(cp.clone())).await;
+                let r = self.clone().retire(cp.partition.clone(), Some(cp.clone()), Retire::FolderGone).await;
+                self.absorb(streams, Stream::Messages, r, errors)?;
+            }
+        }
+
+        // Park partitions of folders that left the folder scope (once: a parked partition has
+        // no cursor and the out-of-scope marker).
+        let selected: HashSet<&String> = ids.iter().collect();
+        for cp in existing.iter().filter(|c| c.partition.stream == Stream::Messages && !c.retired && !c.is_out_of_scope()) {
+            let Some(folder) = &cp.partition.folder_id else { continue };
+            if present.contains(folder) && !selected.contains(folder) {
+                let r = self.clone().retire(cp.partition.clone(), Some(cp.clone()), Retire::OutOfScope).await;
                 self.absorb(streams, Stream::Messages, r, errors)?;
             }
         }
@@ -366,8 +397,10 @@ impl Runner {
         Ok(())
     }
 
-    /// Write delete rows for every key the output holds for a partition, and retire it.
-    async fn retire(self: Arc<Self>, part: PartitionKey, previous: Option<Checkpoint>) -> PartitionOutcome {
+    /// Write delete rows for every key the output holds for a partition, and retire it (its
+    /// folder is gone) or park it (its folder left the folder scope; it re-baselines if it
+    /// comes back).
+    async fn retire(self: Arc<Self>, part: PartitionKey, previous: Option<Checkpoint>, why: Retire) -> PartitionOutcome {
         let t0 = Instant::now();
         let mut report = StreamReport::default();
         let result: Result<(), PartitionError> = async {
@@ -380,12 +413,16 @@ impl Runner {
                 writer.write(&batch).await?;
             }
             let files = writer.finish().await?;
-            let round = previous.as_ref().map(|p| p.round.clone()).unwrap_or(RoundInfo {
+            let mut round = previous.as_ref().map(|p| p.round.clone()).unwrap_or(RoundInfo {
                 baseline: false,
                 owes_deletes: false,
                 started_seq: self.seq.next(),
                 pages: 0,
+                scope: None,
             });
+            if why == Retire::OutOfScope {
+                round.scope = Some(OUT_OF_SCOPE.to_string());
+            }
             self.lake
                 .commit(CommitRequest {
                     partition: part.clone(),
@@ -396,13 +433,16 @@ impl Runner {
                     run_id: self.settings.run_id.clone(),
                     rows: ids.len() as u64,
                     rebaselined: false,
-                    retired: true,
+                    retired: why == Retire::FolderGone,
                 })
                 .await?;
             report.deletes = ids.len() as u64;
             report.commits = 1;
             self.progress.emit(ProgressEvent::Committed { mailbox_id: part.mailbox_id.clone(), stream: part.stream, rows: ids.len() as u64 });
-            tracing::info!(partition = %part, deletes = ids.len(), "folder is gone: wrote delete rows for its messages");
+            match why {
+                Retire::FolderGone => tracing::info!(partition = %part, deletes = ids.len(), "folder is gone: wrote delete rows for its messages"),
+                Retire::OutOfScope => tracing::info!(partition = %part, deletes = ids.len(), "folder left include_folders / exclude_folders: wrote delete rows for its messages"),
+            }
             Ok(())
         }
         .await;
@@ -420,17 +460,24 @@ impl Runner {
         if previous.as_ref().is_some_and(|p| p.retired) {
             return PartitionOutcome::default();
         }
-        // A partition whose cursor was cleared (`outlake reset`) starts a re-baseline.
-        let reset = previous.as_ref().is_some_and(|cp| cp.cursor.is_none());
+        // A partition whose cursor was cleared (`outlake reset`) starts a re-baseline, and so
+        // does a messages partition synced under another `received_after`.
+        let scope = self.scope_of(&part);
+        let rescoped = previous.as_ref().is_some_and(|cp| cp.cursor.is_some() && cp.round.scope != scope);
+        if rescoped {
+            tracing::info!(partition = %part, "the message scope changed (received_after); re-baselining this folder");
+        }
+        let reset = previous.as_ref().is_some_and(|cp| cp.cursor.is_none()) || rescoped;
         let (round, request) = match &previous {
-            None => (self.new_round(true, false), PageRequest::Initial),
+            None => (self.new_round(&part, true, false), PageRequest::Initial),
+            Some(_) if rescoped => (self.new_round(&part, true, true), PageRequest::Initial),
             Some(cp) => match &cp.cursor {
-                None => (self.new_round(true, true), PageRequest::Initial),
+                None => (self.new_round(&part, true, true), PageRequest::Initial),
                 // A baseline that owes deletes keeps the ids it has seen in memory only, so after
                 // a crash it starts over rather than resume with that set lost.
-                Some(Cursor::Next(_)) if cp.round.owes_deletes => (self.new_round(true, true), PageRequest::Initial),
+                Some(Cursor::Next(_)) if cp.round.owes_deletes => (self.new_round(&part, true, true), PageRequest::Initial),
                 Some(Cursor::Next(_)) => (cp.round.clone(), PageRequest::Link(cp.cursor.clone().unwrap())),
-                Some(Cursor::Delta(_)) => (self.new_round(false, false), PageRequest::Link(cp.cursor.clone().unwrap())),
+                Some(Cursor::Delta(_)) => (self.new_round(&part, false, false), PageRequest::Link(cp.cursor.clone().unwrap())),
             },
         };
 
@@ -468,7 +515,7 @@ impl Runner {
         match result {
             Err(PartitionError::Source(e)) if e.kind == SourceErrorKind::FolderGone => {
                 tracing::info!(partition = %part, "folder no longer exists");
-                let retired = self.clone().retire(part, w.previous).await;
+                let retired = self.clone().retire(part, w.previous, Retire::FolderGone).await;
                 let mut merged = report;
                 merged.deletes += retired.report.deletes;
                 merged.commits += retired.report.commits;
@@ -479,9 +526,25 @@ impl Runner {
         }
     }
 
-    fn new_round(&self, baseline: bool, owes_deletes: bool) -> RoundInfo {
-        RoundInfo { baseline, owes_deletes, started_seq: self.seq.next(), pages: 0 }
+    fn new_round(&self, part: &PartitionKey, baseline: bool, owes_deletes: bool) -> RoundInfo {
+        RoundInfo { baseline, owes_deletes, started_seq: self.seq.next(), pages: 0, scope: self.scope_of(part) }
     }
+
+    /// The message scope fingerprint a partition's rounds carry (messages only).
+    fn scope_of(&self, part: &PartitionKey) -> Option<String> {
+        match part.stream {
+            Stream::Messages => self.settings.messages.fingerprint(),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retire {
+    /// The folder was deleted: the partition is finished for good.
+    FolderGone,
+    /// The folder is outside the folder scope: parked without a cursor.
+    OutOfScope,
 }
 
 #[derive(Debug, Default)]
@@ -600,7 +663,8 @@ impl PartitionWriter {
                     // One commit records the new baseline round (no cursor: a crash resumes it
                     // from scratch) and makes the rows staged so far committed state, so the
                     // baseline's diff at the end of the round sees them.
-                    self.round = RoundInfo { baseline: true, owes_deletes: true, started_seq, pages: 0 };
+                    let scope = self.round.scope.take();
+                    self.round = RoundInfo { baseline: true, owes_deletes: true, started_seq, pages: 0, scope };
                     self.baseline_known = None;
                     self.baseline_seen.clear();
                     self.report.rebaselines += 1;
@@ -608,6 +672,7 @@ impl PartitionWriter {
                     self.commit(None, true).await?;
                 }
                 Fetched::Page(page, from) => {
+                    let page = self.apply_message_scope(page)?;
                     self.check_repeats(&page)?;
                     if self.part.stream == Stream::MailFolders && self.round.baseline {
                         let items = crate::state::sum_column(&page.batch, "total_item_count");
@@ -660,6 +725,24 @@ impl PartitionWriter {
             self.commit(cursor, false).await?;
         }
         Ok(())
+    }
+
+    /// Drop messages outside `received_after` (they are neither written nor counted as seen, so
+    /// a baseline that owes deletes removes them from the output).
+    fn apply_message_scope(&mut self, mut page: Page) -> Result<Page, PartitionError> {
+        if self.part.stream != Stream::Messages {
+            return Ok(page);
+        }
+        let Some(mask) = self.runner.settings.messages.mask(&page.batch) else { return Ok(page) };
+        let dropped: HashSet<String> = match page.batch.column_by_name(crate::model::columns::ID).and_then(|c| c.as_string_opt::<i32>().cloned()) {
+            Some(ids) => (0..mask.len()).filter(|&i| !mask.value(i) && ids.is_valid(i)).map(|i| ids.value(i).to_string()).collect(),
+            None => HashSet::new(),
+        };
+        page.batch = arrow::compute::filter_record_batch(&page.batch, &mask)
+            .map_err(|e| PartitionError::Other(format!("filtering by received_after: {e}")))?;
+        self.report.filtered += (mask.len() - mask.true_count()) as u64;
+        page.upserted_ids.retain(|id| !dropped.contains(id));
+        Ok(page)
     }
 
     /// calendarView can hand out the same events page after page (a known Graph fault); stop

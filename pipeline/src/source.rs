@@ -102,6 +102,13 @@ pub trait Source: Send + Sync + 'static {
         run_id: &str,
     ) -> RecordBatch;
 
+    /// The id of a well-known folder (`inbox`, `sentitems`, …) in a mailbox; `None` when the
+    /// mailbox has no such folder. Used to resolve `include_folders` / `exclude_folders`.
+    async fn well_known_folder(&self, mailbox: &Mailbox, name: &str) -> Result<Option<String>, SourceError> {
+        let _ = (mailbox, name);
+        Ok(None)
+    }
+
     /// Per-mailbox request counters so far.
     fn stats(&self, mailbox_id: &str) -> RequestStats;
 

@@ -36,6 +36,7 @@ pub async fn run(config: ConfigArg, as_json: bool) -> u8 {
                 "rows_committed": c.total_rows,
                 "cursor": match (&c.cursor, c.retired) {
                     (_, true) => "retired",
+                    (None, _) if c.is_out_of_scope() => "out of scope (folder excluded)",
                     (None, _) => "none (re-baseline next run)",
                     (Some(k), _) if k.kind() == "next" => "mid-round",
                     _ => "delta link",

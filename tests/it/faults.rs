@@ -134,7 +134,7 @@ async fn expired_sync_state_mid_round_is_rebaselined() {
     let env = Env::start(SimConfig { latency: Duration::from_millis(5), ..world(32) }, "page_size = 5\n#rest\n[checkpoint]\ncommit_every_pages = 1\n").await;
     let sim_mailboxes = env.sim.mailbox_ids();
     let bin = env.dir.path().join("r.json");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_outlake"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_outlake"))
         .args(["sync", "--progress", "never", "--report", bin.to_str().unwrap(), "--config"])
         .arg(&env.config)
         .stderr(std::process::Stdio::piped())

@@ -359,7 +359,8 @@ async fn run_in_process(sim: &Simulator, lake: DynLake) -> RunReport {
         commit_every: Duration::from_secs(60),
         max_parallel_mailboxes: 4,
         max_concurrent_per_mailbox: 4,
-        folder_filter: None,
+        folders: Default::default(),
+        messages: Default::default(),
         exclude_mailboxes: vec![],
     };
     let runner = Arc::new(Runner::new(source, lake, settings, Progress::none(), Arc::new(SeqGen::new(floor)), Cancel::default()));

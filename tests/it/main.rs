@@ -10,3 +10,4 @@ mod sync_e2e;
 mod truth;
 mod hostile;
 mod operator;
+mod scope;

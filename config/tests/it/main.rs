@@ -17,6 +17,9 @@ streams = ["messages", "events", "mail_folders"]
 page_size = 1000
 calendar_start = "2024-01-01T00:00:00Z"
 calendar_end = "2026-12-31T00:00:00Z"
+include_folders = ["inbox", "Projects/20*"]
+exclude_folders = ["inbox/Newsletters"]
+received_after = "2024-06-01"
 
 [limits]
 requests_per_window = 10000
@@ -51,6 +54,11 @@ fn contract_keys_load_exactly_as_written() {
     assert_eq!(c.source.streams, vec!["mail_folders", "messages", "events"]);
     assert_eq!(c.source.page_size, 1000);
     assert_eq!(c.source.calendar_start.to_rfc3339(), "2024-01-01T00:00:00+00:00");
+    let raw = |v: &[outlake_config::FolderPattern]| v.iter().map(|p| p.raw.clone()).collect::<Vec<_>>();
+    assert_eq!(raw(&c.source.include_folders), vec!["inbox", "Projects/20*"]);
+    assert_eq!(c.source.include_folders[0].well_known.as_deref(), Some("inbox"));
+    assert_eq!(raw(&c.source.exclude_folders), vec!["inbox/Newsletters"]);
+    assert_eq!(c.source.received_after.unwrap().to_rfc3339(), "2024-06-01T00:00:00+00:00");
     assert_eq!(c.limits.requests_per_window, 10_000);
     assert_eq!(c.limits.window.as_secs(), 600);
     assert_eq!(c.limits.max_concurrent_per_mailbox, 4);
@@ -102,6 +110,9 @@ fn bad_values_name_key_problem_and_example() {
         ("client_secret = \"s3cr3t-value\"", "", "source.client_secret", "OUTLAKE_SOURCE__CLIENT_SECRET"),
         ("url = \"file:///tmp/outlake/out\"", "url = \"ftp://x/y\"", "sink.url", "not supported"),
         ("requests_per_window = 10000", "requests_per_window = 0", "limits.requests_per_window", "positive"),
+        ("received_after = \"2024-06-01\"", "received_after = \"June\"", "source.received_after", "YYYY-MM-DD"),
+        ("exclude_folders = [\"inbox/Newsletters\"]", "exclude_folders = [\"inbox//x\"]", "source.exclude_folders", "empty path segment"),
+        ("include_folders = [\"inbox\", \"Projects/20*\"]", "include_folders = [\"[a\"]", "source.include_folders", "not a glob"),
     ] {
         let f = file(&GOOD.replace(from, to));
         let e = load(Some(f.path())).unwrap_err().to_string();

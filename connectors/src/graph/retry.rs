@@ -34,6 +34,8 @@ pub enum RequestKind {
     Resolve,
     /// `GET /users/{id}/mailFolders/inbox` to learn whether a discovered user has a mailbox.
     Probe,
+    /// `GET …/mailFolders/{well-known name}` to resolve a folder pattern.
+    Folder,
 }
 
 /// The one decision made about a failed attempt.
@@ -91,7 +93,7 @@ pub fn classify_status(
             ),
         );
     }
-    if s == 404 && kind == RequestKind::MessageDelta && err.is_any(FOLDER_GONE_CODES) {
+    if s == 404 && matches!(kind, RequestKind::MessageDelta | RequestKind::Folder) && err.is_any(FOLDER_GONE_CODES) {
         return fail(SourceErrorKind::FolderGone, format!("{what}: the folder no longer exists ({})", err.describe()));
     }
     if s == 404 && err.is_any(NO_MAILBOX_CODES) {

@@ -327,6 +327,15 @@ impl Source for GraphSource {
         })
     }
 
+    async fn well_known_folder(&self, mailbox: &Mailbox, name: &str) -> Result<Option<String>, SourceError> {
+        let url = urls::well_known_folder(&self.opts.graph_url, mailbox, name);
+        match self.get_json(url, RequestKind::Folder, &mailbox.id).await {
+            Ok(v) => Ok(v.get("id").and_then(serde_json::Value::as_str).map(str::to_string)),
+            Err(e) if e.kind == SourceErrorKind::FolderGone => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn schema(&self, stream: Stream) -> SchemaRef {
         schema::schema(stream)
     }

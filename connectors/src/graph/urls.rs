@@ -138,6 +138,15 @@ pub fn event_delta(graph: &Url, mailbox: &Mailbox, start: DateTime<Utc>, end: Da
     url
 }
 
+/// `mailFolders/{well-known name}?$select=id`: the id of a well-known folder.
+pub fn well_known_folder(graph: &Url, mailbox: &Mailbox, name: &str) -> Url {
+    let mut s = owner(mailbox);
+    s.extend(["mailFolders", name]);
+    let mut url = api(graph, &s);
+    url.set_query(Some("$select=id"));
+    url
+}
+
 pub fn users(graph: &Url) -> Url {
     let mut url = api(graph, &["users"]);
     url.set_query(Some("$select=id,userPrincipalName,mail&$top=999"));

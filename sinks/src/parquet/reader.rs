@@ -118,6 +118,7 @@ pub async fn read_key_rows(
         columns::CHANGE_KEY,
         columns::PARENT_FOLDER_ID,
         columns::MAILBOX_ID,
+        columns::DISPLAY_NAME,
     ];
     let batches = read_batches(root, path, size, Some(&wanted)).await?;
     let url = root.url_of(path);
@@ -137,6 +138,7 @@ pub async fn read_key_rows(
         let change_keys = text(columns::CHANGE_KEY)?;
         let folders = text(columns::PARENT_FOLDER_ID)?;
         let mailboxes = text(columns::MAILBOX_ID)?;
+        let names = text(columns::DISPLAY_NAME)?;
         let seq_col = batch.column_by_name(columns::SEQ).ok_or_else(|| missing(columns::SEQ))?;
         let seq_col = cast(seq_col, &DataType::Int64)
             .map_err(|e| corrupt(&url, format!("column `_seq` of {url} is not an integer ({e})")))?;
@@ -159,7 +161,8 @@ pub async fn read_key_rows(
             }
             let op = ops[i].clone().unwrap_or_else(|| columns::OP_UPSERT.to_string());
             let change_key = change_keys.as_ref().and_then(|c| c[i].clone());
-            rows.push((id, parent, seqs.value(i), op, change_key));
+            let display_name = names.as_ref().and_then(|n| n[i].clone());
+            rows.push(KeyRow { id, parent_folder_id: parent, seq: seqs.value(i), op, change_key, display_name });
         }
     }
     Ok(rows)

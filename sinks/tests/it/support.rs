@@ -157,7 +157,7 @@ pub fn messages(mailbox: &str, folder: &str) -> PartitionKey {
 }
 
 pub fn round() -> RoundInfo {
-    RoundInfo { baseline: true, owes_deletes: false, started_seq: 1, pages: 1 }
+    RoundInfo { baseline: true, owes_deletes: false, started_seq: 1, pages: 1, scope: None }
 }
 
 pub fn request(partition: &PartitionKey, previous: Option<Checkpoint>, files: Vec<StagedFile>) -> CommitRequest {

@@ -1,0 +1,256 @@
+//! What a run covers inside a mailbox: which folders get a messages partition
+//! (`include_folders` / `exclude_folders`) and which messages are kept (`received_after`).
+//!
+//! Contract:
+//! - Folder patterns ([`FolderPattern`]) are matched against the folder tree the `mail_folders`
+//!   stream committed. A pattern names a folder and its whole subtree. Its first segment matches
+//!   the well-known folder of that name (resolved by the source) or a top-level folder by display
+//!   name; each further segment matches a child by display name (case-insensitive, globs).
+//! - A folder is selected when `include` is empty or a pattern of `include` names it, and no
+//!   pattern of `exclude` names it.
+//! - `received_after` drops upserts whose `received_date_time` is earlier (or missing); delete
+//!   rows always pass. A partition remembers the [`MessageScope::fingerprint`] it was synced
+//!   with; when it changes, the partition re-baselines so the output matches the new scope.
+
+use std::collections::{HashMap, HashSet};
+
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use chrono::{DateTime, Utc};
+use outlake_config::FolderPattern;
+
+use crate::model::{columns, KeyState};
+
+/// A folder as the `mail_folders` table holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderNode {
+    pub id: String,
+    pub parent_id: Option<String>,
+    pub display_name: String,
+}
+
+impl FolderNode {
+    /// The present folders of a `mail_folders` partition's committed state.
+    pub fn from_keys(keys: &HashMap<String, KeyState>) -> Vec<FolderNode> {
+        let mut out: Vec<FolderNode> = keys
+            .iter()
+            .filter(|(_, k)| !k.deleted)
+            .map(|(id, k)| FolderNode {
+                id: id.clone(),
+                parent_id: k.parent_folder_id.clone(),
+                display_name: k.display_name.clone().unwrap_or_default(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+}
+
+/// Folder include/exclude patterns.
+#[derive(Debug, Clone, Default)]
+pub struct FolderScope {
+    pub include: Vec<FolderPattern>,
+    pub exclude: Vec<FolderPattern>,
+}
+
+/// The outcome of applying a [`FolderScope`] to one mailbox's folders.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FolderSelection {
+    /// Folder ids whose messages are synced, sorted.
+    pub selected: Vec<String>,
+    /// Folder ids left out, sorted.
+    pub excluded: Vec<String>,
+    /// Patterns (as written) that named no folder of this mailbox: likely typos.
+    pub unmatched: Vec<String>,
+}
+
+impl FolderScope {
+    /// True when every folder is selected without looking at the tree.
+    pub fn is_everything(&self) -> bool {
+        self.include.is_empty() && self.exclude.is_empty()
+    }
+
+    /// Well-known folder names the patterns start with (to be resolved to ids by the source).
+    pub fn well_known_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.include.iter().chain(&self.exclude).filter_map(|p| p.well_known.clone()).collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Select folders. `well_known` maps a well-known name to the folder id it resolved to in
+    /// this mailbox (names the mailbox lacks are absent).
+    pub fn select(&self, folders: &[FolderNode], well_known: &HashMap<String, String>) -> FolderSelection {
+        let by_id: HashMap<&str, &FolderNode> = folders.iter().map(|f| (f.id.as_str(), f)).collect();
+        let mut used: HashSet<usize> = HashSet::new();
+        let mut out = FolderSelection::default();
+        let n_include = self.include.len();
+        for f in folders {
+            let chain = chain_of(f, &by_id);
+            let named_by = |patterns: &[FolderPattern], offset: usize, used: &mut HashSet<usize>| {
+                let mut hit = false;
+                for (i, p) in patterns.iter().enumerate() {
+                    if names(p, &chain, well_known) {
+                        used.insert(offset + i);
+                        hit = true;
+                    }
+                }
+                hit
+            };
+            let included = self.include.is_empty() | named_by(&self.include, 0, &mut used);
+            let excluded = named_by(&self.exclude, n_include, &mut used);
+            if included && !excluded {
+                out.selected.push(f.id.clone());
+            } else {
+                out.excluded.push(f.id.clone());
+            }
+        }
+        for (i, p) in self.include.iter().chain(&self.exclude).enumerate() {
+            if !used.contains(&i) {
+                out.unmatched.push(p.raw.clone());
+            }
+        }
+        out.selected.sort();
+        out.excluded.sort();
+        out
+    }
+}
+
+/// The folder's ancestors and itself, top-level folder first. A cycle or a missing parent ends
+/// the chain (the folder then counts as top-level from there).
+fn chain_of<'a>(f: &'a FolderNode, by_id: &HashMap<&str, &'a FolderNode>) -> Vec<&'a FolderNode> {
+    let mut chain = vec![f];
+    let mut seen: HashSet<&str> = HashSet::from([f.id.as_str()]);
+    let mut cur = f;
+    while let Some(parent) = cur.parent_id.as_deref().and_then(|p| by_id.get(p)) {
+        if !seen.insert(parent.id.as_str()) {
+            break;
+        }
+        chain.push(parent);
+        cur = parent;
+    }
+    chain.reverse();
+    chain
+}
+
+/// Does `p` name the last folder of `chain` or one of its ancestors?
+fn names(p: &FolderPattern, chain: &[&FolderNode], well_known: &HashMap<String, String>) -> bool {
+    // Segments after the first match the folders right below `start`, one level each.
+    let rest_matches = |start: usize| -> bool {
+        let rest = &p.segments[1..];
+        chain.len() > start + rest.len() && rest.iter().enumerate().all(|(i, s)| s.matches(&chain[start + 1 + i].display_name))
+    };
+    // The first segment as a well-known folder anywhere up the chain.
+    let well_known_at = p.well_known.as_ref().and_then(|n| well_known.get(n)).and_then(|id| chain.iter().position(|f| &f.id == id));
+    if well_known_at.is_some_and(rest_matches) {
+        return true;
+    }
+    // The first segment as a top-level display name.
+    p.segments[0].matches(&chain[0].display_name) && rest_matches(0)
+}
+
+/// Which messages are kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageScope {
+    pub received_after: Option<DateTime<Utc>>,
+}
+
+impl MessageScope {
+    /// What a messages partition records about the scope it was synced with; `None` when
+    /// every message is kept.
+    pub fn fingerprint(&self) -> Option<String> {
+        self.received_after.map(|t| format!("received_after={}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+    }
+
+    /// A mask keeping delete rows and upserts received at or after `received_after`; `None`
+    /// when the batch keeps every row.
+    pub fn mask(&self, batch: &RecordBatch) -> Option<BooleanArray> {
+        let cutoff = self.received_after?.timestamp_micros();
+        let ops = batch.column_by_name(columns::OP)?.as_string_opt::<i32>()?;
+        let received = batch.column_by_name(columns::RECEIVED_DATE_TIME)?;
+        let received = arrow::compute::cast(received, &arrow::datatypes::DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None)).ok()?;
+        let received = received.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        let mask: BooleanArray = (0..batch.num_rows())
+            .map(|i| {
+                let delete = !ops.is_null(i) && ops.value(i) == columns::OP_DELETE;
+                Some(delete || (received.is_valid(i) && received.value(i) >= cutoff))
+            })
+            .collect();
+        (mask.true_count() < batch.num_rows()).then_some(mask)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, parent: Option<&str>, name: &str) -> FolderNode {
+        FolderNode { id: id.into(), parent_id: parent.map(Into::into), display_name: name.into() }
+    }
+
+    fn tree() -> Vec<FolderNode> {
+        vec![
+            node("in", Some("root"), "Posteingang"),
+            node("proj", Some("in"), "Projects"),
+            node("p24", Some("proj"), "2024"),
+            node("news", Some("in"), "Newsletters"),
+            node("sent", Some("root"), "Sent Items"),
+            node("junk", Some("root"), "Junk Email"),
+            node("arch", Some("root"), "Archive"),
+            node("a19", Some("arch"), "2019"),
+            node("a20", Some("arch"), "2020"),
+        ]
+    }
+
+    fn wk() -> HashMap<String, String> {
+        HashMap::from([("inbox".into(), "in".into()), ("sentitems".into(), "sent".into()), ("junkemail".into(), "junk".into())])
+    }
+
+    fn scope(include: &[&str], exclude: &[&str]) -> FolderScope {
+        let p = |v: &[&str]| v.iter().map(|s| FolderPattern::parse(s).unwrap()).collect();
+        FolderScope { include: p(include), exclude: p(exclude) }
+    }
+
+    #[test]
+    fn well_known_names_select_subtrees_in_any_language() {
+        let s = scope(&["inbox"], &[]);
+        assert_eq!(s.select(&tree(), &wk()).selected, vec!["in", "news", "p24", "proj"]);
+        let s = scope(&["inbox/projects"], &[]);
+        assert_eq!(s.select(&tree(), &wk()).selected, vec!["p24", "proj"]);
+    }
+
+    #[test]
+    fn display_name_paths_and_globs() {
+        let s = scope(&["Archive/20*", "sent items"], &[]);
+        let sel = s.select(&tree(), &wk());
+        assert_eq!(sel.selected, vec!["a19", "a20", "sent"]);
+        assert!(sel.unmatched.is_empty());
+        let s = scope(&["Archive/2019"], &[]);
+        assert_eq!(s.select(&tree(), &wk()).selected, vec!["a19"]);
+    }
+
+    #[test]
+    fn exclude_wins_and_empty_include_means_all() {
+        let s = scope(&[], &["junkemail", "inbox/Newsletters"]);
+        assert_eq!(s.select(&tree(), &wk()).selected, vec!["a19", "a20", "arch", "in", "p24", "proj", "sent"]);
+        let s = scope(&["inbox"], &["inbox/projects/2024"]);
+        let sel = s.select(&tree(), &wk());
+        assert_eq!(sel.selected, vec!["in", "news", "proj"]);
+        assert!(sel.excluded.contains(&"p24".to_string()));
+    }
+
+    #[test]
+    fn unmatched_patterns_are_reported() {
+        let s = scope(&["Inbx", "inbox"], &["drafts"]);
+        let sel = s.select(&tree(), &wk());
+        assert_eq!(sel.unmatched, vec!["Inbx", "drafts"]);
+        assert_eq!(s.well_known_names(), vec!["drafts", "inbox"]);
+    }
+
+    #[test]
+    fn parent_cycles_do_not_hang() {
+        let t = vec![node("a", Some("b"), "A"), node("b", Some("a"), "B")];
+        let s = scope(&["A"], &[]);
+        let sel = s.select(&t, &HashMap::new());
+        assert_eq!(sel.selected.len() + sel.excluded.len(), 2);
+    }
+}
