@@ -6,7 +6,9 @@
 //! Per mailbox: folder delta pages (counted: they are read) + per folder
 //! max(1, ceil(totalItemCount / page_size)) message delta pages + calendar pages
 //! (1 empty first page, as Graph serves, + max(1, ceil(events / page_size)), events assumed) +
-//! 1 inbox probe when mailboxes are discovered. Time: each mailbox's requests at its
+//! 1 inbox probe when mailboxes are discovered + 1 request per well-known folder name that
+//! `include_folders` / `exclude_folders` use. Only folders in the folder scope count;
+//! `received_after` does not reduce requests (messages delta still pages every message). Time: each mailbox's requests at its
 //! budget's rate (requests_per_window / window_secs), mailboxes in parallel up to
 //! max_parallel_mailboxes (longest first onto the least loaded slot).
 
@@ -16,6 +18,7 @@ use outlake_config::{Config, Mailboxes};
 use outlake_connectors::graph::retry::RequestKind;
 use outlake_connectors::graph::{GraphSource, urls};
 use outlake_pipeline::model::Mailbox;
+use outlake_pipeline::scope::{FolderNode, FolderScope};
 use outlake_pipeline::source::{Source, SourceErrorKind};
 
 use crate::cli::ConfigArg;
@@ -77,11 +80,19 @@ pub async fn run(config: ConfigArg, as_json: bool, events_per_mailbox: u64) -> u
         } else {
             (Vec::new(), 0)
         };
+        let (folders, scope_requests) = match in_scope(&source, &cfg, mb, folders).await {
+            Ok(x) => x,
+            Err(e) => {
+                failed += 1;
+                rows.push(json!({"mailbox_id": mb.id, "label": mb.label(), "error": e}));
+                continue;
+            }
+        };
         let messages: u64 = folders.iter().sum();
         let message_pages: u64 = if want_messages { folders.iter().map(|n| n.div_ceil(ps).max(1)).sum() } else { 0 };
         let event_pages = if want_events { 1 + events_per_mailbox.div_ceil(ps).max(1) } else { 0 };
         let probe = u64::from(discovered);
-        let requests = probe + folder_pages + message_pages + event_pages;
+        let requests = probe + folder_pages + scope_requests + message_pages + event_pages;
         rows.push(json!({
             "mailbox_id": mb.id,
             "label": mb.label(),
@@ -89,6 +100,7 @@ pub async fn run(config: ConfigArg, as_json: bool, events_per_mailbox: u64) -> u
             "messages": messages,
             "probe_requests": probe,
             "folder_delta_pages": folder_pages,
+            "folder_scope_requests": scope_requests,
             "message_pages": message_pages,
             "event_pages": event_pages,
             "requests": requests,
@@ -114,6 +126,7 @@ pub async fn run(config: ConfigArg, as_json: bool, events_per_mailbox: u64) -> u
         format!("per-mailbox budget {} requests / {} s = {rate:.2} requests/s; the initial burst, latency and 429 retries are ignored", cfg.limits.requests_per_window, cfg.limits.window.as_secs_f64()),
         format!("up to {lanes} mailboxes at once (limits.max_parallel_mailboxes), longest first; limits.max_in_flight ({}) is not modelled", cfg.limits.max_in_flight),
         "a baseline (first) sync; later incremental syncs need far fewer requests".to_string(),
+        "only folders inside include_folders / exclude_folders count (FOLDERS and MESSAGES are in-scope figures); received_after does not save requests, since message delta pages through every message of a folder".to_string(),
         "directory requests (users pages, resolving configured mailboxes) and probes of users without a mailbox are counted in the total, not per mailbox".to_string(),
     ];
     let totals = json!({
@@ -171,11 +184,11 @@ pub async fn run(config: ConfigArg, as_json: bool, events_per_mailbox: u64) -> u
     if failed > 0 { exit::PARTIAL } else { exit::OK }
 }
 
-/// The message count of each folder, and how many folder delta pages that took.
-async fn folder_counts(source: &GraphSource, cfg: &Config, mb: &Mailbox) -> Result<(Vec<u64>, u64), String> {
+/// Each folder with its message count, and how many folder delta pages that took.
+async fn folder_counts(source: &GraphSource, cfg: &Config, mb: &Mailbox) -> Result<(Vec<(FolderNode, u64)>, u64), String> {
     let g = &cfg.source.graph_url;
     let mut url = urls::folder_delta(g, mb);
-    let mut folders: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut folders: std::collections::BTreeMap<String, (FolderNode, u64)> = Default::default();
     let mut pages = 0u64;
     loop {
         let v: Value = source.get_json(url, RequestKind::FolderDelta, &mb.id).await.map_err(|e| e.message)?;
@@ -185,7 +198,12 @@ async fn folder_counts(source: &GraphSource, cfg: &Config, mb: &Mailbox) -> Resu
             if f.get("@removed").is_some() {
                 folders.remove(id);
             } else {
-                folders.insert(id.to_string(), f.get("totalItemCount").and_then(Value::as_u64).unwrap_or(0));
+                let node = FolderNode {
+                    id: id.to_string(),
+                    parent_id: f.get("parentFolderId").and_then(Value::as_str).map(str::to_string),
+                    display_name: f.get("displayName").and_then(Value::as_str).unwrap_or_default().to_string(),
+                };
+                folders.insert(id.to_string(), (node, f.get("totalItemCount").and_then(Value::as_u64).unwrap_or(0)));
             }
         }
         match v.get("@odata.nextLink").and_then(Value::as_str) {
@@ -197,6 +215,26 @@ async fn folder_counts(source: &GraphSource, cfg: &Config, mb: &Mailbox) -> Resu
         }
     }
     Ok((folders.into_values().collect(), pages))
+}
+
+/// The message counts of the folders in the folder scope, and the requests that resolving
+/// well-known folder names took.
+async fn in_scope(source: &GraphSource, cfg: &Config, mb: &Mailbox, folders: Vec<(FolderNode, u64)>) -> Result<(Vec<u64>, u64), String> {
+    let scope = FolderScope { include: cfg.source.include_folders.clone(), exclude: cfg.source.exclude_folders.clone() };
+    if scope.is_everything() {
+        return Ok((folders.into_iter().map(|(_, n)| n).collect(), 0));
+    }
+    let names = scope.well_known_names();
+    let mut well_known = std::collections::HashMap::new();
+    for name in &names {
+        if let Some(id) = source.well_known_folder(mb, name).await.map_err(|e| e.message)? {
+            well_known.insert(name.clone(), id);
+        }
+    }
+    let nodes: Vec<FolderNode> = folders.iter().map(|(f, _)| f.clone()).collect();
+    let selected: std::collections::HashSet<String> = scope.select(&nodes, &well_known).selected.into_iter().collect();
+    let counts = folders.into_iter().filter(|(f, _)| selected.contains(&f.id)).map(|(_, n)| n).collect();
+    Ok((counts, names.len() as u64))
 }
 
 fn n(v: &Value) -> u64 {

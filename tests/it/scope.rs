@@ -87,6 +87,14 @@ async fn folder_scope_follows_well_known_names_paths_and_changes() {
     let env = Env::start(world(), "include_folders = [\"inbox\", \"receipts\", \"sentitems\"]\nexclude_folders = [\"inbox/Projects/2024\"]\n").await;
     let in_scope = |path: &str, _: &Value| (under(path, "Inbox") || under(path, "Receipts") || under(path, "Sent Items")) && !under(path, "Inbox/Projects/2024");
 
+    // The estimate counts only folders in scope.
+    let out = env.outlake(&["estimate", "--json"]);
+    assert_success(&out);
+    let est: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let scoped_truth = truth_where(&env.sim.truth(), in_scope);
+    let want: usize = scoped_truth["mailboxes"].as_array().unwrap().iter().filter(|m| m["has_mailbox"] != false).map(|m| m["messages"].as_array().map_or(0, |v| v.len())).sum();
+    assert_eq!(est["totals"]["messages"].as_u64(), Some(want as u64), "{est}");
+
     let first = report(&env);
     assert_lake_equals_truth(&env.lake(), &truth_where(&env.sim.truth(), in_scope));
     // Every folder of the tree is still in mail_folders (checked above); 2024, Drafts, Deleted
