@@ -83,6 +83,9 @@ pub async fn sync_once(cfg: &Config, progress: Progress, cancel: Cancel) -> anyh
         folders: FolderScope { include: cfg.source.include_folders.clone(), exclude: cfg.source.exclude_folders.clone() },
         messages: MessageScope { received_after: cfg.source.received_after },
         exclude_mailboxes: cfg.source.exclude_mailboxes.clone(),
+        page_budget_bytes: cfg.limits.max_buffered_bytes,
+        // A message with the stored fields is about 2 KB on the wire and as much in Arrow.
+        first_page_bytes: cfg.source.page_size as u64 * 4096 * if cfg.source.fetch_bodies { 8 } else { 1 },
     };
     let runner = Arc::new(Runner::new(source, lake, settings, progress, Arc::new(SeqGen::new(floor)), cancel));
     Ok(runner.run().await)

@@ -79,6 +79,7 @@ pub struct RawLimits {
     pub retry_max_total_secs: Option<f64>,
     pub request_timeout_secs: Option<f64>,
     pub max_page_mb: Option<i64>,
+    pub max_buffered_mb: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -96,6 +96,8 @@ pub struct LimitsConfig {
     pub retry_max_total: Duration,
     pub request_timeout: Duration,
     pub max_page_bytes: u64,
+    /// Memory for normalized pages in flight across all partitions.
+    pub max_buffered_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -280,6 +282,7 @@ pub fn validate(raw: &RawConfig, secrets: &dyn SecretFileReader) -> Result<Confi
     let retry_max_total = seconds(l.retry_max_total_secs, 900.0, "limits.retry_max_total_secs", "retry_max_total_secs = 900")?;
     let request_timeout = seconds(l.request_timeout_secs, 120.0, "limits.request_timeout_secs", "request_timeout_secs = 120")?;
     let max_page_mb = positive(l.max_page_mb, 256, "limits.max_page_mb", "max_page_mb = 256")?;
+    let max_buffered_mb = positive(l.max_buffered_mb, 64, "limits.max_buffered_mb", "max_buffered_mb = 64")?;
 
     let k = &raw.sink;
     let url = required(&k.url, "sink.url", "url = \"file:///var/lib/outlake/out\" (or s3://bucket/prefix, az://container/prefix, gs://bucket/prefix)")?;
@@ -332,6 +335,7 @@ pub fn validate(raw: &RawConfig, secrets: &dyn SecretFileReader) -> Result<Confi
             retry_max_total,
             request_timeout,
             max_page_bytes: max_page_mb as u64 * 1024 * 1024,
+            max_buffered_bytes: max_buffered_mb as u64 * 1024 * 1024,
         },
         sink: SinkConfig {
             url,

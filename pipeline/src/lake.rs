@@ -48,6 +48,16 @@ pub trait StagedWriter: Send {
     async fn write(&mut self, batch: &RecordBatch) -> Result<(), LakeError>;
     /// Rows buffered or written since the last `finish`.
     fn pending_rows(&self) -> u64;
+    /// Bytes of encoded output held in memory (the open file's row group in progress and the
+    /// part of the file not yet handed to storage).
+    fn buffered_bytes(&self) -> u64 {
+        0
+    }
+    /// Write the open file out to storage now (it stays staged, and is returned by the next
+    /// `finish`), freeing its buffers.
+    async fn roll(&mut self) -> Result<(), LakeError> {
+        Ok(())
+    }
     /// Close the current file(s) and return them, staged, for the next commit.
     async fn finish(&mut self) -> Result<Vec<StagedFile>, LakeError>;
 }

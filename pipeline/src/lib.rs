@@ -3,10 +3,12 @@
 //! - [`model`]: the messages that travel down the pipeline (pages, staged files, checkpoints).
 //! - [`source`]: the `Source` trait a delta API implements (the Graph connector).
 //! - [`lake`]: the `Lake` trait: staged files, atomic commits with the cursor, read-back.
+//! - [`budget`]: the memory budget for pages in flight.
 //! - [`limiter`]: the per-mailbox token bucket and in-flight caps.
 //! - [`seq`]: the `_seq` generator.
 //! - [`state`]: helpers that read pipeline columns out of record batches.
 //! - [`scope`]: folder include/exclude and `received_after`.
+pub mod budget;
 pub mod lake;
 pub mod limiter;
 pub mod model;

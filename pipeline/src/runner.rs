@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::lake::{CommitRequest, DynLake, LakeError, LakeErrorKind, StagedWriter};
 use crate::model::{Checkpoint, Cursor, OUT_OF_SCOPE, Mailbox, Page, PageRequest, PartitionKey, RoundInfo, Stream};
+use crate::budget::{PageBudget, PageLease};
 use crate::progress::{Progress, ProgressEvent};
 use crate::scope::{FolderNode, FolderScope, MessageScope};
 use crate::seq::SeqGen;
@@ -61,6 +62,12 @@ pub struct RunSettings {
     pub messages: MessageScope,
     /// Mailboxes to leave out, matched against the user id and the UPN.
     pub exclude_mailboxes: Vec<glob::Pattern>,
+    /// Memory for normalized pages in flight (fetched, queued, being written), shared by all
+    /// partitions ([`PageBudget`]).
+    pub page_budget_bytes: u64,
+    /// What a partition's first request is expected to need (response body + batch) before
+    /// the budget learns from its pages.
+    pub first_page_bytes: u64,
 }
 
 /// What one stream of one mailbox did in this run.
@@ -136,11 +143,13 @@ pub struct Runner {
     seq: Arc<SeqGen>,
     cancel: Cancel,
     fatal: Mutex<Option<SourceError>>,
+    budget: PageBudget,
 }
 
 impl Runner {
     pub fn new(source: DynSource, lake: DynLake, settings: RunSettings, progress: Progress, seq: Arc<SeqGen>, cancel: Cancel) -> Self {
-        Runner { source, lake, settings, progress, seq, cancel, fatal: Mutex::new(None) }
+        let budget = PageBudget::new(settings.page_budget_bytes);
+        Runner { source, lake, settings, progress, seq, cancel, fatal: Mutex::new(None), budget }
     }
 
     /// The `_seq` floor for a new run: above every round ever started.
@@ -490,6 +499,8 @@ impl Runner {
             self.seq.clone(),
             self.settings.run_id.clone(),
             self.cancel.clone(),
+            self.budget.clone(),
+            self.settings.first_page_bytes,
             tx,
         ));
         let mut w = PartitionWriter {
@@ -507,6 +518,7 @@ impl Runner {
             repeat_pages: 0,
             baseline_known: None,
             baseline_seen: HashSet::new(),
+            buffer_lease: self.budget.empty_lease(),
         };
         let result = w.consume(rx).await;
         fetcher.abort();
@@ -571,8 +583,9 @@ impl From<LakeError> for PartitionError {
 
 /// What the fetch task hands to the write task.
 enum Fetched {
-    /// A page, and the link it was fetched from (`None` for a round's first request).
-    Page(Page, Option<Cursor>),
+    /// A page, the link it was fetched from (`None` for a round's first request), and the
+    /// memory budget it holds until it is written.
+    Page(Page, Option<Cursor>, PageLease),
     /// The sync state expired; the fetcher restarted the round without a token. Carries the
     /// new round's `started_seq`, drawn before any row of the new round got its `_seq`.
     Restarted(SourceError, i64),
@@ -588,22 +601,31 @@ async fn fetch_loop(
     seq: Arc<SeqGen>,
     run_id: String,
     cancel: Cancel,
+    budget: PageBudget,
+    first_page_bytes: u64,
     tx: mpsc::Sender<Fetched>,
 ) {
     let mut restarts = 0u32;
+    // Expected memory of the next request: its response body and the batch made from it,
+    // as large as the previous page's (the first page: the configured guess).
+    let mut expected: u64 = first_page_bytes;
     loop {
         if cancel.is_cancelled() {
             return;
         }
+        let mut lease = budget.reserve(expected).await;
         match source.fetch_page(&mb, &part, &request, &seq, &run_id).await {
             Ok(page) => {
+                let batch_bytes = page.batch.get_array_memory_size() as u64;
+                expected = batch_bytes + page.bytes;
+                lease.resize(batch_bytes);
                 let from = match &request {
                     PageRequest::Initial => None,
                     PageRequest::Link(c) => Some(c.clone()),
                 };
                 let next = page.cursor.clone();
                 let done = matches!(next, Cursor::Delta(_));
-                if tx.send(Fetched::Page(page, from)).await.is_err() || done {
+                if tx.send(Fetched::Page(page, from, lease)).await.is_err() || done {
                     return;
                 }
                 request = PageRequest::Link(next);
@@ -643,6 +665,8 @@ struct PartitionWriter {
     /// its first page), and every id the round has returned so far.
     baseline_known: Option<std::collections::HashMap<String, crate::model::KeyState>>,
     baseline_seen: HashSet<String>,
+    /// Budget held for the open file's buffers.
+    buffer_lease: PageLease,
 }
 
 impl PartitionWriter {
@@ -671,8 +695,8 @@ impl PartitionWriter {
                     self.runner.progress.emit(ProgressEvent::Rebaselined { mailbox_id: self.part.mailbox_id.clone(), stream: self.part.stream });
                     self.commit(None, true).await?;
                 }
-                Fetched::Page(page, from) => {
-                    let page = self.apply_message_scope(page)?;
+                Fetched::Page(page, from, lease) => {
+                    let mut page = self.apply_message_scope(page)?;
                     self.check_repeats(&page)?;
                     if self.part.stream == Stream::MailFolders && self.round.baseline {
                         let items = crate::state::sum_column(&page.batch, "total_item_count");
@@ -684,6 +708,12 @@ impl PartitionWriter {
                     let rows = batch.num_rows() as u64;
                     let deletes = page.removed as u64;
                     self.writer.write(&batch).await?;
+                    // The rows now live encoded in the Parquet writer: free the page's memory
+                    // and its share of the budget, and account for the writer's buffers.
+                    page.batch = arrow::array::RecordBatch::new_empty(page.batch.schema());
+                    drop(batch);
+                    drop(lease);
+                    self.account_buffers().await?;
                     self.report.pages += 1;
                     self.report.upserts += rows - deletes.min(rows);
                     self.report.deletes += deletes.min(rows);
@@ -723,6 +753,16 @@ impl PartitionWriter {
         if self.pages_since_commit > 0 {
             let cursor = self.last_link.clone();
             self.commit(cursor, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Hold budget for what the open file buffers; when the budget cannot cover it, write the
+    /// file out to storage (it stays staged for the next commit).
+    async fn account_buffers(&mut self) -> Result<(), PartitionError> {
+        if !self.buffer_lease.hold_buffered(self.writer.buffered_bytes()) {
+            self.writer.roll().await?;
+            self.buffer_lease.hold_buffered(self.writer.buffered_bytes());
         }
         Ok(())
     }
@@ -814,6 +854,7 @@ impl PartitionWriter {
 
     async fn commit(&mut self, cursor: Option<Cursor>, rebaselined: bool) -> Result<(), PartitionError> {
         let files = self.writer.finish().await?;
+        self.buffer_lease.hold_buffered(0);
         let rows = self.rows_since_commit;
         let cp = self
             .runner

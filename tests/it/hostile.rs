@@ -362,6 +362,8 @@ async fn run_in_process(sim: &Simulator, lake: DynLake) -> RunReport {
         folders: Default::default(),
         messages: Default::default(),
         exclude_mailboxes: vec![],
+        page_budget_bytes: 64 << 20,
+        first_page_bytes: 1 << 20,
     };
     let runner = Arc::new(Runner::new(source, lake, settings, Progress::none(), Arc::new(SeqGen::new(floor)), Cancel::default()));
     runner.run().await

@@ -43,6 +43,9 @@ impl Default for WriterSettings {
     }
 }
 
+/// What `BufWriter` buffers before it switches to a multipart upload (object_store's default).
+const UPLOAD_BUFFER_BYTES: usize = 10 * 1024 * 1024;
+
 /// Target size of a data page before encoding.
 const DATA_PAGE_BYTES: usize = 128 * 1024;
 
@@ -112,7 +115,7 @@ impl ObjectStagedWriter {
     fn start(&self, schema: SchemaRef) -> Result<OpenFile, LakeError> {
         let id = layout::new_file_id();
         let path = Path::from(layout::staging_path(id));
-        let sink = BufWriter::new(self.data.store.clone(), path.clone());
+        let sink = BufWriter::with_capacity(self.data.store.clone(), path.clone(), UPLOAD_BUFFER_BYTES);
         let writer = AsyncArrowWriter::try_new(sink, schema.clone(), Some(self.settings.properties(&self.partition)))
             .map_err(|e| storage("start staged file", &self.data.url_of(&path), &e, "the batch schema cannot be written as Parquet; this is a bug in the table schema"))?;
         Ok(OpenFile { id, schema, writer, rows: 0 })
@@ -159,6 +162,15 @@ impl StagedWriter for ObjectStagedWriter {
 
     fn pending_rows(&self) -> u64 {
         self.pending_rows
+    }
+
+    fn buffered_bytes(&self) -> u64 {
+        // BufWriter keeps up to its capacity (then uploads parts of that size).
+        self.open.as_ref().map_or(0, |f| (f.writer.bytes_written().min(UPLOAD_BUFFER_BYTES) + f.writer.in_progress_size()) as u64)
+    }
+
+    async fn roll(&mut self) -> Result<(), LakeError> {
+        self.close_open().await
     }
 
     async fn finish(&mut self) -> Result<Vec<StagedFile>, LakeError> {
