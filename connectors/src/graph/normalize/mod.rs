@@ -202,8 +202,12 @@ fn normalize_with<T: Table>(
         saw_value: false,
         index: Cell::new(None),
     };
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = PageSeed(&mut state).deserialize(&mut de).and_then(|()| de.end());
+    // One UTF-8 check of the whole body is cheaper than serde_json's check of every borrowed
+    // string; an invalid body goes through the byte reader so the error names the position.
+    let parsed = match std::str::from_utf8(body) {
+        Ok(text) => parse_page(&mut serde_json::Deserializer::from_str(text), &mut state),
+        Err(_) => parse_page(&mut serde_json::Deserializer::from_slice(body), &mut state),
+    };
     if let Err(e) = parsed {
         return Err(map_json_error(e, state.index.get()));
     }
@@ -217,6 +221,14 @@ fn normalize_with<T: Table>(
     let (upserted_ids, removed, malformed_items) = (std::mem::take(&mut rows.upserted_ids), rows.removed, rows.malformed);
     let batch = assemble(stream, table, rows, ctx, seq);
     Ok(NormalizedPage { batch, next_link, delta_link, upserted_ids, removed, malformed_items })
+}
+
+fn parse_page<'de, R: serde_json::de::Read<'de>, T: Table>(
+    de: &mut serde_json::Deserializer<R>,
+    state: &mut PageState<'_, T>,
+) -> Result<(), serde_json::Error> {
+    PageSeed(state).deserialize(&mut *de)?;
+    de.end()
 }
 
 fn map_json_error(e: serde_json::Error, index: Option<usize>) -> NormalizeError {
