@@ -18,3 +18,15 @@ pub fn load_config(arg: &ConfigArg) -> Result<outlake_config::Config, u8> {
         exit::CONFIG_OR_AUTH
     })
 }
+
+/// Load the configuration and open its lake, or print why not and return the exit code.
+pub async fn open_configured_lake(arg: &ConfigArg) -> Result<outlake_pipeline::lake::DynLake, u8> {
+    let cfg = load_config(arg)?;
+    match crate::wiring::open_lake(&cfg).await {
+        Ok(lake) => Ok(lake),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Err(exit::FAILURE)
+        }
+    }
+}

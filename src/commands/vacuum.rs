@@ -6,16 +6,9 @@ use crate::cli::ConfigArg;
 use crate::exit;
 
 pub async fn run(config: ConfigArg, older_than_secs: u64) -> u8 {
-    let cfg = match super::load_config(&config) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let lake = match crate::wiring::open_lake(&cfg).await {
+    let lake = match super::open_configured_lake(&config).await {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return exit::FAILURE;
-        }
+        Err(code) => return code,
     };
     match lake.vacuum(Duration::from_secs(older_than_secs)).await {
         Ok(removed) => {

@@ -38,18 +38,9 @@ fn check_visible_files(lake: &Path, checked: &mut HashSet<std::path::PathBuf>) {
     }
     // Nothing under a table folder is a temporary or staging name.
     for table in ["messages", "events", "mail_folders"] {
-        let mut stack = vec![lake.join(table)];
-        while let Some(d) = stack.pop() {
-            let Ok(rd) = std::fs::read_dir(&d) else { continue };
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else {
-                    let name = p.file_name().unwrap().to_string_lossy().to_string();
-                    assert!(name.ends_with(".parquet") || name.starts_with('.') || name.starts_with('_'), "unexpected file {name} under {table}/");
-                }
-            }
+        for p in super::support::files_under(&lake.join(table)) {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            assert!(name.ends_with(".parquet") || name.starts_with('.') || name.starts_with('_'), "unexpected file {name} under {table}/");
         }
     }
 }

@@ -7,22 +7,11 @@ use std::time::Duration;
 use outlake_simulator::{FaultRates, Mutation, SimConfig};
 use serde_json::Value;
 
-use super::support::{assert_success, Env};
+use super::support::{assert_success, Env, stderr, sync_with_report as run_report};
 use super::truth::assert_lake_equals_truth;
 
 fn world(seed: u64) -> SimConfig {
     SimConfig { users: 3, messages_per_mailbox: 150, events_per_mailbox: 20, seed, ..SimConfig::default() }
-}
-
-fn run_report(env: &Env, name: &str) -> (std::process::Output, Value) {
-    let p = env.dir.path().join(name);
-    let out = env.outlake(&["sync", "--progress", "never", "--report", p.to_str().unwrap()]);
-    let rep = std::fs::read(&p).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
-    (out, rep)
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

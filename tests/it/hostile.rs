@@ -32,22 +32,11 @@ use outlake_simulator::{Corruption, HostileRule, HostileStream, Mutation, PageSe
 use outlake_sinks::{ObjectLake, WriterSettings};
 use serde_json::Value;
 
-use super::support::{assert_success, read_rows, Env, Row};
+use super::support::{assert_success, read_rows, Env, Row, stderr, sync_with_report as run_report};
 use super::truth::assert_lake_equals_truth;
 
 fn world(seed: u64, users: usize) -> SimConfig {
     SimConfig { users, messages_per_mailbox: 40, events_per_mailbox: 10, seed, ..SimConfig::default() }
-}
-
-fn run_report(env: &Env, name: &str) -> (std::process::Output, Value) {
-    let p = env.dir.path().join(name);
-    let out = env.outlake(&["sync", "--progress", "never", "--report", p.to_str().unwrap()]);
-    let rep = std::fs::read(&p).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
-    (out, rep)
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn mailbox<'a>(rep: &'a Value, id: &str) -> &'a Value {

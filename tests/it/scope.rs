@@ -76,10 +76,9 @@ fn set_key(env: &Env, key: &str, value: &str) {
 }
 
 fn report(env: &Env) -> Value {
-    let p = env.dir.path().join("scope-report.json");
-    let out = env.outlake(&["sync", "--progress", "never", "--report", p.to_str().unwrap()]);
+    let (out, rep) = super::support::sync_with_report(env, "scope-report.json");
     assert_success(&out);
-    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
+    rep
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

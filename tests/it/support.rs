@@ -93,22 +93,39 @@ pub fn assert_success(out: &Output) {
 
 /// Every committed Parquet file of a table (what a `<table>/**/*.parquet` glob sees).
 pub fn table_files(lake: &Path, table: &str) -> Vec<PathBuf> {
+    files_under(&lake.join(table)).into_iter().filter(|p| p.extension().is_some_and(|x| x == "parquet")).collect()
+}
+
+/// Every file below `dir`, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let root = lake.join(table);
-    let mut stack = vec![root];
+    let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let Ok(rd) = std::fs::read_dir(&d) else { continue };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
+            } else {
                 out.push(p);
             }
         }
     }
     out.sort();
     out
+}
+
+/// `outlake sync --report <name>`: the process output and the report (`Null` when none was
+/// written).
+pub fn sync_with_report(env: &Env, name: &str) -> (Output, Value) {
+    let p = env.dir.path().join(name);
+    let out = env.outlake(&["sync", "--progress", "never", "--report", p.to_str().unwrap()]);
+    let rep = std::fs::read(&p).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
+    (out, rep)
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 pub fn read_batches(path: &Path) -> Vec<RecordBatch> {
