@@ -116,6 +116,7 @@ pub struct KeyRow {
     pub op: String,
     pub change_key: Option<String>,
     pub display_name: Option<String>,
+    pub item_count: Option<i64>,
 }
 
 pub fn latest_per_id(rows: impl IntoIterator<Item = KeyRow>) -> HashMap<String, KeyState> {
@@ -131,6 +132,7 @@ pub fn latest_per_id(rows: impl IntoIterator<Item = KeyRow>) -> HashMap<String, 
                     change_key: r.change_key,
                     parent_folder_id: r.parent_folder_id,
                     display_name: r.display_name,
+                    item_count: r.item_count,
                 },
             );
         }

@@ -24,6 +24,8 @@ pub mod columns {
     pub const CHANGE_KEY: &str = "change_key";
     /// `mail_folders` only.
     pub const DISPLAY_NAME: &str = "display_name";
+    /// `mail_folders` only.
+    pub const TOTAL_ITEM_COUNT: &str = "total_item_count";
     /// `messages` only.
     pub const RECEIVED_DATE_TIME: &str = "received_date_time";
     pub const OP_UPSERT: &str = "upsert";
@@ -266,4 +268,6 @@ pub struct KeyState {
     pub parent_folder_id: Option<String>,
     /// `mail_folders` rows: the folder's display name.
     pub display_name: Option<String>,
+    /// `mail_folders` rows: the folder's `total_item_count`.
+    pub item_count: Option<i64>,
 }

@@ -375,6 +375,25 @@ impl Runner {
             }
         }
 
+        if !scope.is_everything() {
+            // Progress: the items of selected folders whose messages are about to be
+            // baselined (never synced, or parked and now back in scope).
+            let synced: HashSet<&str> = existing
+                .iter()
+                .filter(|c| c.partition.stream == Stream::Messages && !c.is_out_of_scope())
+                .filter_map(|c| c.partition.folder_id.as_deref())
+                .collect();
+            let items: u64 = ids
+                .iter()
+                .filter(|id| !synced.contains(id.as_str()))
+                .filter_map(|id| folders.get(id).and_then(|k| k.item_count))
+                .map(|n| n.max(0) as u64)
+                .sum();
+            if items > 0 {
+                self.progress.emit(ProgressEvent::MailboxExpected { mailbox_id: mb.id.clone(), items });
+            }
+        }
+
         // Park partitions of folders that left the folder scope (once: a parked partition has
         // no cursor and the out-of-scope marker).
         let selected: HashSet<&String> = ids.iter().collect();
@@ -698,7 +717,9 @@ impl PartitionWriter {
                 Fetched::Page(page, from, lease) => {
                     let mut page = self.apply_message_scope(page)?;
                     self.check_repeats(&page)?;
-                    if self.part.stream == Stream::MailFolders && self.round.baseline {
+                    // With a folder scope, the expected count comes from the selected folders
+                    // instead (run_messages), once the tree is known.
+                    if self.part.stream == Stream::MailFolders && self.round.baseline && self.runner.settings.folders.is_everything() {
                         let items = crate::state::sum_column(&page.batch, "total_item_count");
                         if items > 0 {
                             self.runner.progress.emit(ProgressEvent::MailboxExpected { mailbox_id: self.part.mailbox_id.clone(), items });

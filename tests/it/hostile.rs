@@ -21,13 +21,9 @@ use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions,
     PutPayload, PutResult, RenameOptions,
 };
-use outlake_connectors::{GraphOptions, GraphSource, MailboxSelection};
 use outlake_pipeline::lake::DynLake;
-use outlake_pipeline::model::Stream;
 use outlake_pipeline::progress::Progress;
-use outlake_pipeline::runner::{Cancel, MailboxStatus, RunReport, RunSettings, Runner};
-use outlake_pipeline::seq::SeqGen;
-use outlake_pipeline::source::DynSource;
+use outlake_pipeline::runner::{MailboxStatus, RunReport};
 use outlake_simulator::{Corruption, HostileRule, HostileStream, Mutation, PageSelect, SimConfig, Simulator};
 use outlake_sinks::{ObjectLake, WriterSettings};
 use serde_json::Value;
@@ -331,31 +327,7 @@ impl ObjectStore for FailingStore {
 }
 
 async fn run_in_process(sim: &Simulator, lake: DynLake) -> RunReport {
-    let url = url::Url::parse(&sim.url()).unwrap();
-    let mut o = GraphOptions::new(sim.tenant_id(), sim.client_id(), Some(outlake_config::Secret::new(sim.client_secret())));
-    o.authority_url = url.clone();
-    o.graph_url = url;
-    o.mailboxes = MailboxSelection::All;
-    o.page_size = 50;
-    o.calendar_start = super::truth::parse_ts(super::support::CAL_START).unwrap();
-    o.calendar_end = super::truth::parse_ts(super::support::CAL_END).unwrap();
-    let source: DynSource = Arc::new(GraphSource::new(o).unwrap());
-    let floor = Runner::seq_floor(&lake).await.unwrap();
-    let settings = RunSettings {
-        run_id: format!("hostile-{floor}"),
-        streams: Stream::ALL.to_vec(),
-        commit_every_pages: 50,
-        commit_every: Duration::from_secs(60),
-        max_parallel_mailboxes: 4,
-        max_concurrent_per_mailbox: 4,
-        folders: Default::default(),
-        messages: Default::default(),
-        exclude_mailboxes: vec![],
-        page_budget_bytes: 64 << 20,
-        first_page_bytes: 1 << 20,
-    };
-    let runner = Arc::new(Runner::new(source, lake, settings, Progress::none(), Arc::new(SeqGen::new(floor)), Cancel::default()));
-    runner.run().await
+    super::support::run_in_process(sim, lake, Default::default(), Progress::none()).await
 }
 
 /// A failing write (staged data) or commit (record put) leaves every previous commit intact,

@@ -186,3 +186,44 @@ async fn received_after_keeps_newer_messages_and_rescopes() {
     assert_lake_equals_truth(&env.lake(), &env.sim.truth());
     env.sim.shutdown().await;
 }
+
+/// The progress events of a scoped backfill, as the bars would draw them: per mailbox, the
+/// expected items are the selected folders' counts, and the upserts seen on pages add up to
+/// the messages in scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_events_count_only_the_folders_in_scope() {
+    use outlake_pipeline::model::Stream;
+    use outlake_pipeline::progress::{Progress, ProgressEvent};
+    let sim = outlake_simulator::Simulator::start(world()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().display());
+    let lake: outlake_pipeline::lake::DynLake = std::sync::Arc::new(
+        outlake_sinks::open_lake(&url, None, &Default::default(), outlake_sinks::WriterSettings::default()).await.unwrap(),
+    );
+    let patterns = |v: &[&str]| v.iter().map(|p| outlake_config::FolderPattern::parse(p).unwrap()).collect::<Vec<_>>();
+    let scope = outlake_pipeline::scope::FolderScope { include: patterns(&["inbox", "sentitems"]), exclude: patterns(&["inbox/projects/2024"]) };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let rep = super::support::run_in_process(&sim, lake, scope, Progress::new(tx)).await;
+    assert!(rep.fatal.is_none(), "{:?}", rep.fatal);
+
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    let mut upserts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut finished = 0;
+    while let Ok(ev) = rx.try_recv() {
+        match ev {
+            ProgressEvent::MailboxExpected { mailbox_id, items } => *expected.entry(mailbox_id).or_default() += items,
+            ProgressEvent::Page { mailbox_id, stream: Stream::Messages, upserts: n, .. } => *upserts.entry(mailbox_id).or_default() += n,
+            ProgressEvent::MailboxFinished { ok: true, .. } => finished += 1,
+            _ => {}
+        }
+    }
+    let truth = truth_where(&sim.truth(), |p, _| (under(p, "Inbox") || under(p, "Sent Items")) && !under(p, "Inbox/Projects/2024"));
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for mb in truth["mailboxes"].as_array().unwrap().iter().filter(|m| m["has_mailbox"] != false) {
+        want.insert(mb["id"].as_str().unwrap().to_string(), mb["messages"].as_array().unwrap().len() as u64);
+    }
+    assert_eq!(finished, want.len());
+    assert_eq!(expected, want, "expected items per mailbox");
+    assert_eq!(upserts, want, "upserts on message pages per mailbox");
+    sim.shutdown().await;
+}

@@ -192,3 +192,41 @@ pub fn assert_no_duplicate_seq(lake: &Path, table: &str) {
         assert!(seen.insert(k.clone()), "{table}: (key, _seq) {k} appears twice");
     }
 }
+
+/// One sync run inside the test process (for tests that need the pipeline's own objects: a
+/// wrapped object store, progress events), with the same settings the e2e config uses.
+pub async fn run_in_process(
+    sim: &Simulator,
+    lake: outlake_pipeline::lake::DynLake,
+    folders: outlake_pipeline::scope::FolderScope,
+    progress: outlake_pipeline::progress::Progress,
+) -> outlake_pipeline::runner::RunReport {
+    use outlake_connectors::{GraphOptions, GraphSource, MailboxSelection};
+    use outlake_pipeline::runner::{Cancel, RunSettings, Runner};
+    use std::sync::Arc;
+    let url = url::Url::parse(&sim.url()).unwrap();
+    let mut o = GraphOptions::new(sim.tenant_id(), sim.client_id(), Some(outlake_config::Secret::new(sim.client_secret())));
+    o.authority_url = url.clone();
+    o.graph_url = url;
+    o.mailboxes = MailboxSelection::All;
+    o.page_size = 50;
+    o.calendar_start = super::truth::parse_ts(CAL_START).unwrap();
+    o.calendar_end = super::truth::parse_ts(CAL_END).unwrap();
+    let source: outlake_pipeline::source::DynSource = Arc::new(GraphSource::new(o).unwrap());
+    let floor = Runner::seq_floor(&lake).await.unwrap();
+    let settings = RunSettings {
+        run_id: format!("in-process-{floor}"),
+        streams: outlake_pipeline::model::Stream::ALL.to_vec(),
+        commit_every_pages: 50,
+        commit_every: std::time::Duration::from_secs(60),
+        max_parallel_mailboxes: 4,
+        max_concurrent_per_mailbox: 4,
+        folders,
+        messages: Default::default(),
+        exclude_mailboxes: vec![],
+        page_budget_bytes: 64 << 20,
+        first_page_bytes: 1 << 20,
+    };
+    let runner = Arc::new(Runner::new(source, lake, settings, progress, Arc::new(outlake_pipeline::seq::SeqGen::new(floor)), Cancel::default()));
+    runner.run().await
+}

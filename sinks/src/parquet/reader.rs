@@ -119,6 +119,7 @@ pub async fn read_key_rows(
         columns::PARENT_FOLDER_ID,
         columns::MAILBOX_ID,
         columns::DISPLAY_NAME,
+        columns::TOTAL_ITEM_COUNT,
     ];
     let batches = read_batches(root, path, size, Some(&wanted)).await?;
     let url = root.url_of(path);
@@ -139,6 +140,11 @@ pub async fn read_key_rows(
         let folders = text(columns::PARENT_FOLDER_ID)?;
         let mailboxes = text(columns::MAILBOX_ID)?;
         let names = text(columns::DISPLAY_NAME)?;
+        let counts = match batch.column_by_name(columns::TOTAL_ITEM_COUNT) {
+            Some(c) => Some(cast(c, &DataType::Int64).map_err(|e| corrupt(&url, format!("column `total_item_count` of {url} is not an integer ({e})")))?),
+            None => None,
+        };
+        let counts = counts.as_ref().map(|c| c.as_primitive::<Int64Type>());
         let seq_col = batch.column_by_name(columns::SEQ).ok_or_else(|| missing(columns::SEQ))?;
         let seq_col = cast(seq_col, &DataType::Int64)
             .map_err(|e| corrupt(&url, format!("column `_seq` of {url} is not an integer ({e})")))?;
@@ -162,7 +168,8 @@ pub async fn read_key_rows(
             let op = ops[i].clone().unwrap_or_else(|| columns::OP_UPSERT.to_string());
             let change_key = change_keys.as_ref().and_then(|c| c[i].clone());
             let display_name = names.as_ref().and_then(|n| n[i].clone());
-            rows.push(KeyRow { id, parent_folder_id: parent, seq: seqs.value(i), op, change_key, display_name });
+            let item_count = counts.and_then(|c| c.is_valid(i).then(|| c.value(i)));
+            rows.push(KeyRow { id, parent_folder_id: parent, seq: seqs.value(i), op, change_key, display_name, item_count });
         }
     }
     Ok(rows)
