@@ -13,6 +13,13 @@
 //!   that the round did not return gets a delete row, in the same commit as the delta link.
 //! - A folder that disappears (removed in the folder delta, or 404 on its message delta) is
 //!   retired: every message the output holds for it gets a delete row.
+//! - With a folder scope ([`FolderScope`]), only selected folders get a partition; partitions of
+//!   folders that left the scope are parked (delete rows, no cursor) and re-baseline if they come
+//!   back. A messages round records its [`MessageScope`]; a different configured scope starts a
+//!   baseline that owes deletes, and messages outside `received_after` are dropped before
+//!   staging.
+//! - Pages and open files' buffers share one memory budget ([`PageBudget`]): fetches wait for
+//!   it; a writer that cannot get budget writes its file out to storage early.
 //! - Errors are acted on by kind ([`SourceErrorKind`]): only `Auth` and `Fatal` stop the run;
 //!   `Mailbox` and `Partition` fail the mailbox after its other partitions finish.
 
