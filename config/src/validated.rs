@@ -210,6 +210,9 @@ pub fn validate(raw: &RawConfig, secrets: &dyn SecretFileReader) -> Result<Confi
             if list.is_empty() || list.iter().any(|m| m.trim().is_empty()) {
                 return Err(err("source.mailboxes", "the list is empty or holds an empty name", "mailboxes = [\"adele@contoso.com\"]"));
             }
+            for m in list.iter().filter(|m| m.contains(['*', '?', '['])) {
+                glob::Pattern::new(m).map_err(|e| err("source.mailboxes", format!("{m:?} is not a glob: {e}"), "mailboxes = [\"sales-*@contoso.com\", \"adele@contoso.com\"]"))?;
+            }
             Mailboxes::List(list.clone())
         }
     };

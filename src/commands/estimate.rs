@@ -59,10 +59,15 @@ pub async fn run(config: ConfigArg, as_json: bool, events_per_mailbox: u64) -> u
     let users_seen = (mailboxes.len() + listing.skipped.len()) as u64;
     let discovery_directory = match &cfg.source.mailboxes {
         Mailboxes::All => users_seen.div_ceil(999).max(1),
-        Mailboxes::List(l) => l.len() as u64,
+        Mailboxes::List(l) => {
+            let globs = l.iter().any(|e| outlake_connectors::graph::source::is_glob(e));
+            l.iter().filter(|e| !outlake_connectors::graph::source::is_glob(e)).count() as u64 + if globs { users_seen.div_ceil(999).max(1) } else { 0 }
+        }
         Mailboxes::Me => 1,
     };
     let skipped_probes = if discovered { listing.skipped.len() as u64 } else { 0 };
+    let globbed = matches!(&cfg.source.mailboxes, Mailboxes::List(l) if l.iter().any(|e| outlake_connectors::graph::source::is_glob(e)));
+    let skipped_probes = if globbed { listing.skipped.len() as u64 } else { skipped_probes };
     let rate = cfg.limits.requests_per_window as f64 / cfg.limits.window.as_secs_f64().max(0.001);
 
     let mut rows = Vec::new();

@@ -119,3 +119,39 @@ async fn tiny_memory_budget_rolls_files_and_equals_truth() {
     assert!(files > partitions, "{files} message files for {partitions} partitions: nothing was written out early");
     env.sim.shutdown().await;
 }
+
+/// `mailboxes` may mix ids, UPNs and globs: globs select users of the directory (matched
+/// without regard to case), a user without a mailbox matched by a glob is skipped, and the
+/// output is the truth of exactly the selected mailboxes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailbox_globs_select_from_the_directory() {
+    let env = Env::start(SimConfig { users: 5, ..small_world() }, "").await;
+    let truth = env.sim.truth();
+    let all = truth["mailboxes"].as_array().unwrap().clone();
+    let with_mailbox: Vec<&serde_json::Value> = all.iter().filter(|m| m["has_mailbox"] == true).collect();
+    assert!(with_mailbox.len() >= 3);
+    // One mailbox by id, one by an upper-case glob on its UPN, and a glob that matches only the
+    // user without a mailbox (skipped, not failed).
+    let by_id = with_mailbox[0]["id"].as_str().unwrap().to_string();
+    let upn = with_mailbox[1]["userPrincipalName"].as_str().unwrap().to_uppercase();
+    let by_glob = format!("{}*", &upn[..upn.find('@').unwrap()]);
+    let no_mailbox = all.iter().find(|m| m["has_mailbox"] == false).map(|m| m["userPrincipalName"].as_str().unwrap().to_string());
+    let mut entries = vec![format!("\"{by_id}\""), format!("\"{by_glob}\"")];
+    if let Some(u) = &no_mailbox {
+        entries.push(format!("\"{}?\"", &u[..u.len() - 1]));
+    }
+    let text = std::fs::read_to_string(&env.config).unwrap().replace("mailboxes = \"all\"", &format!("mailboxes = [{}]", entries.join(", ")));
+    std::fs::write(&env.config, text).unwrap();
+
+    let p = env.dir.path().join("r.json");
+    let out = env.outlake(&["sync", "--progress", "never", "--report", p.to_str().unwrap()]);
+    assert_success(&out);
+    let rep = report(&env, "r.json");
+    assert_eq!(rep["totals"]["mailboxes_ok"], 2, "{rep}");
+    assert_eq!(rep["totals"]["mailboxes_skipped"], u64::from(no_mailbox.is_some()), "{rep}");
+    let selected = [by_id, with_mailbox[1]["id"].as_str().unwrap().to_string()];
+    let mut only = truth.clone();
+    only["mailboxes"] = serde_json::Value::Array(all.iter().filter(|m| selected.contains(&m["id"].as_str().unwrap().to_string())).cloned().collect());
+    assert_lake_equals_truth(&env.lake(), &only);
+    env.sim.shutdown().await;
+}

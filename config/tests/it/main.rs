@@ -110,6 +110,7 @@ fn bad_values_name_key_problem_and_example() {
         ("client_secret = \"s3cr3t-value\"", "", "source.client_secret", "OUTLAKE_SOURCE__CLIENT_SECRET"),
         ("url = \"file:///tmp/outlake/out\"", "url = \"ftp://x/y\"", "sink.url", "not supported"),
         ("requests_per_window = 10000", "requests_per_window = 0", "limits.requests_per_window", "positive"),
+        ("mailboxes = \"all\"", "mailboxes = [\"[sales\"]", "source.mailboxes", "not a glob"),
         ("received_after = \"2024-06-01\"", "received_after = \"June\"", "source.received_after", "YYYY-MM-DD"),
         ("exclude_folders = [\"inbox/Newsletters\"]", "exclude_folders = [\"inbox//x\"]", "source.exclude_folders", "empty path segment"),
         ("include_folders = [\"inbox\", \"Projects/20*\"]", "include_folders = [\"[a\"]", "source.include_folders", "not a glob"),

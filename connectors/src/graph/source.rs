@@ -3,7 +3,9 @@
 //! Contract:
 //! - `mailboxes`: `All` pages `/users` and probes each user's inbox; users without a mailbox
 //!   (404 `MailboxNotEnabledForRESTAPI` / `ErrorInvalidUser` / `ResourceNotFound`) go to
-//!   `skipped`. `List` resolves each entry with `/users/{x}` (ids are kept, UPNs become ids).
+//!   `skipped`. `List` resolves each entry with `/users/{x}` (ids are kept, UPNs become ids);
+//!   entries with glob characters select users of `/users` by id or UPN (case-insensitive),
+//!   probed and skipped like `All`.
 //!   `Me` resolves `/me` and marks the mailbox `via_me`.
 //! - `fetch_page`: `PageRequest::Initial` builds the partition's first-round URL
 //!   (mail folders → `mailFolders/delta`; messages → the folder's `messages/delta` with
@@ -151,6 +153,27 @@ impl GraphSource {
         }
     }
 
+    /// Probe users (a few at a time) and split them into mailboxes and users without one.
+    async fn probe_all(&self, users: Vec<Mailbox>) -> Result<MailboxListing, SourceError> {
+        let concurrency = (self.opts.max_in_flight_total as usize).clamp(1, 16);
+        let probed: Vec<(Mailbox, Result<Result<(), String>, SourceError>)> = futures::stream::iter(users)
+            .map(|u| async move {
+                let r = self.probe(&u).await;
+                (u, r)
+            })
+            .buffered(concurrency)
+            .collect()
+            .await;
+        let mut listing = MailboxListing::default();
+        for (user, r) in probed {
+            match r? {
+                Ok(()) => listing.mailboxes.push(user),
+                Err(reason) => listing.skipped.push((user.label().to_string(), format!("no mailbox ({reason})"))),
+            }
+        }
+        Ok(listing)
+    }
+
     /// `Ok(true)` has a mailbox, `Ok(false)` has none.
     async fn probe(&self, user: &Mailbox) -> Result<Result<(), String>, SourceError> {
         let spec = RequestSpec {
@@ -167,6 +190,11 @@ impl GraphSource {
             Err(e) => Err(e),
         }
     }
+}
+
+/// A `mailboxes` entry with glob characters selects users from the directory.
+pub fn is_glob(entry: &str) -> bool {
+    entry.contains(['*', '?', '['])
 }
 
 fn json_error(e: serde_json::Error) -> BodyError {
@@ -191,9 +219,12 @@ impl Source for GraphSource {
                 Ok(MailboxListing { mailboxes: vec![me], skipped: vec![] })
             }
             MailboxSelection::List(entries) => {
-                let mut mailboxes = Vec::with_capacity(entries.len());
+                // Ids and UPNs are resolved one by one; glob entries select from the directory
+                // (like "all", users without a mailbox are skipped).
+                let (globs, literals): (Vec<&String>, Vec<&String>) = entries.iter().partition(|e| is_glob(e));
+                let mut listing = MailboxListing::default();
                 let mut seen = HashSet::new();
-                for entry in entries {
+                for entry in literals {
                     let url = urls::resolve_user(&self.opts.graph_url, entry);
                     let mb = self.get_user(url, DIRECTORY_KEY, RequestKind::Resolve).await.map_err(|e| {
                         SourceError::new(
@@ -203,30 +234,28 @@ impl Source for GraphSource {
                         )
                     })?;
                     if seen.insert(mb.id.clone()) {
-                        mailboxes.push(mb);
+                        listing.mailboxes.push(mb);
                     }
                 }
-                Ok(MailboxListing { mailboxes, skipped: vec![] })
+                if !globs.is_empty() {
+                    let patterns: Vec<glob::Pattern> = globs.iter().filter_map(|g| glob::Pattern::new(g).ok()).collect();
+                    let opts = glob::MatchOptions { case_sensitive: false, ..Default::default() };
+                    let users: Vec<Mailbox> = self
+                        .list_users()
+                        .await?
+                        .into_iter()
+                        .filter(|u| !seen.contains(&u.id))
+                        .filter(|u| patterns.iter().any(|p| p.matches_with(&u.id, opts) || u.upn.as_deref().is_some_and(|n| p.matches_with(n, opts))))
+                        .collect();
+                    let found = self.probe_all(users).await?;
+                    listing.mailboxes.extend(found.mailboxes);
+                    listing.skipped.extend(found.skipped);
+                }
+                Ok(listing)
             }
             MailboxSelection::All => {
                 let users = self.list_users().await?;
-                let concurrency = (self.opts.max_in_flight_total as usize).clamp(1, 16);
-                let probed: Vec<(Mailbox, Result<Result<(), String>, SourceError>)> = futures::stream::iter(users)
-                    .map(|u| async move {
-                        let r = self.probe(&u).await;
-                        (u, r)
-                    })
-                    .buffered(concurrency)
-                    .collect()
-                    .await;
-                let mut listing = MailboxListing::default();
-                for (user, r) in probed {
-                    match r? {
-                        Ok(()) => listing.mailboxes.push(user),
-                        Err(reason) => listing.skipped.push((user.label().to_string(), format!("no mailbox ({reason})"))),
-                    }
-                }
-                Ok(listing)
+                self.probe_all(users).await
             }
         }
     }
