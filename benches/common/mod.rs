@@ -214,12 +214,7 @@ pub fn write_config(dir: &Path, sim: &Simulator, lake: &Path, page_size: usize, 
     std::fs::create_dir_all(lake).expect("lake dir");
     let toml = format!(
         r#"[source]
-tenant_id = "{tenant}"
-client_id = "{client}"
-client_secret = "{secret}"
-authority_url = "{url}"
-graph_url = "{url}"
-mailboxes = "all"
+{connection}mailboxes = "all"
 streams = ["messages"]
 page_size = {page_size}
 {extra_source}
@@ -228,10 +223,7 @@ page_size = {page_size}
 url = "file://{lake}"
 {extra}
 "#,
-        tenant = sim.tenant_id(),
-        client = sim.client_id(),
-        secret = sim.client_secret(),
-        url = sim.url(),
+        connection = sim.source_toml(),
         lake = lake.display(),
     );
     let path = dir.join(format!("outlake-{}.toml", lake.file_name().and_then(|n| n.to_str()).unwrap_or("lake")));

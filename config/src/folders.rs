@@ -85,7 +85,7 @@ impl FolderPattern {
             if part.is_empty() {
                 return Err(format!("{raw:?} has an empty path segment (\"//\")"));
             }
-            if part.contains(['*', '?', '[']) {
+            if crate::is_glob(part) {
                 let g = glob::Pattern::new(part).map_err(|e| format!("{raw:?}: segment {part:?} is not a glob: {e}"))?;
                 segments.push(Segment::Glob(g));
             } else {

@@ -16,4 +16,4 @@ pub mod validated;
 pub use folders::FolderPattern;
 pub use load::{load, load_raw, LoadError};
 pub use secret::Secret;
-pub use validated::{validate, AuthKind, Config, ConfigError, Mailboxes, is_loopback_host};
+pub use validated::{validate, AuthKind, Config, ConfigError, Mailboxes, is_glob, is_loopback_host};

@@ -210,7 +210,7 @@ pub fn validate(raw: &RawConfig, secrets: &dyn SecretFileReader) -> Result<Confi
             if list.is_empty() || list.iter().any(|m| m.trim().is_empty()) {
                 return Err(err("source.mailboxes", "the list is empty or holds an empty name", "mailboxes = [\"adele@contoso.com\"]"));
             }
-            for m in list.iter().filter(|m| m.contains(['*', '?', '['])) {
+            for m in list.iter().filter(|m| is_glob(m)) {
                 glob::Pattern::new(m).map_err(|e| err("source.mailboxes", format!("{m:?} is not a glob: {e}"), "mailboxes = [\"sales-*@contoso.com\", \"adele@contoso.com\"]"))?;
             }
             Mailboxes::List(list.clone())
@@ -406,6 +406,11 @@ fn date_or_timestamp(v: &str, key: &str) -> Result<DateTime<Utc>, ConfigError> {
     chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
         .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
         .map_err(|_| err(key, format!("{v:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 timestamp"), "received_after = \"2024-01-01\" (or \"2024-01-01T00:00:00Z\")"))
+}
+
+/// An entry with glob characters (`*`, `?`, `[`): a pattern rather than a name.
+pub fn is_glob(entry: &str) -> bool {
+    entry.contains(['*', '?', '['])
 }
 
 /// True for `localhost`, 127.0.0.0/8 and `::1`.

@@ -339,34 +339,6 @@ impl Runner {
             }
         };
         let present: HashSet<String> = folders.iter().filter(|(_, s)| !s.deleted).map(|(id, _)| id.clone()).collect();
-        let mut ids: Vec<String> = present.iter().cloned().collect();
-        ids.sort();
-        let scope = &self.settings.folders;
-        if !scope.is_everything() {
-            let mut well_known = std::collections::HashMap::new();
-            for name in scope.well_known_names() {
-                match self.source.well_known_folder(mb, &name).await {
-                    Ok(Some(id)) => {
-                        well_known.insert(name, id);
-                    }
-                    Ok(None) => {}
-                    Err(e) if matches!(e.kind, SourceErrorKind::Auth | SourceErrorKind::Fatal) => return Err(Fatal(e)),
-                    Err(e) => {
-                        errors.push(format!("messages: resolving the well-known folder {name:?} failed: {e}"));
-                        return Ok(());
-                    }
-                }
-            }
-            let selection = scope.select(&FolderNode::from_keys(&folders), &well_known);
-            for p in &selection.unmatched {
-                tracing::warn!(mailbox = %mb.label(), pattern = %p, "a folder pattern names no folder of this mailbox (check include_folders / exclude_folders)");
-            }
-            tracing::debug!(mailbox = %mb.label(), selected = selection.selected.len(), excluded = selection.excluded.len(), "folder scope applied");
-            streams.entry(Stream::Messages.as_str().to_string()).or_default().folders_excluded += selection.excluded.len() as u64;
-            ids = selection.selected;
-        }
-
-        // Retire partitions of folders that are gone.
         let existing = match self.lake.list(Some(&mb.id)).await {
             Ok(c) => c,
             Err(e) => {
@@ -374,15 +346,25 @@ impl Runner {
                 return Ok(());
             }
         };
-        for cp in existing.iter().filter(|c| c.partition.stream == Stream::Messages && !c.retired) {
-            let Some(folder) = &cp.partition.folder_id else { continue };
-            if !present.contains(folder) {
-                let r = self.clone().retire(cp.partition.clone(), Some(cp.clone()), Retire::FolderGone).await;
-                self.absorb(streams, Stream::Messages, r, errors)?;
-            }
-        }
-
+        let mut ids: Vec<String> = present.iter().cloned().collect();
+        ids.sort();
+        let scope = &self.settings.folders;
         if !scope.is_everything() {
+            let well_known = match scope.resolve_well_known(self.source.as_ref(), mb).await {
+                Ok(ids) => ids,
+                Err(e) if matches!(e.kind, SourceErrorKind::Auth | SourceErrorKind::Fatal) => return Err(Fatal(e)),
+                Err(e) => {
+                    errors.push(format!("messages: resolving well-known folder names failed: {e}"));
+                    return Ok(());
+                }
+            };
+            let selection = scope.select(&FolderNode::from_keys(&folders), &well_known);
+            for p in &selection.unmatched {
+                tracing::warn!(mailbox = %mb.label(), pattern = %p, "a folder pattern names no folder of this mailbox (check include_folders / exclude_folders)");
+            }
+            streams.entry(Stream::Messages.as_str().to_string()).or_default().folders_excluded += selection.excluded.len() as u64;
+            ids = selection.selected;
+
             // Progress: the items of selected folders whose messages are about to be
             // baselined (never synced, or parked and now back in scope).
             let synced: HashSet<&str> = existing
@@ -401,15 +383,20 @@ impl Runner {
             }
         }
 
-        // Park partitions of folders that left the folder scope (once: a parked partition has
-        // no cursor and the out-of-scope marker).
+        // Retire partitions of folders that are gone; park those of folders that left the
+        // folder scope (once: a parked partition has no cursor and the out-of-scope marker).
         let selected: HashSet<&String> = ids.iter().collect();
-        for cp in existing.iter().filter(|c| c.partition.stream == Stream::Messages && !c.retired && !c.is_out_of_scope()) {
+        for cp in existing.iter().filter(|c| c.partition.stream == Stream::Messages && !c.retired) {
             let Some(folder) = &cp.partition.folder_id else { continue };
-            if present.contains(folder) && !selected.contains(folder) {
-                let r = self.clone().retire(cp.partition.clone(), Some(cp.clone()), Retire::OutOfScope).await;
-                self.absorb(streams, Stream::Messages, r, errors)?;
-            }
+            let why = if !present.contains(folder) {
+                Retire::FolderGone
+            } else if !selected.contains(folder) && !cp.is_out_of_scope() {
+                Retire::OutOfScope
+            } else {
+                continue;
+            };
+            let r = self.clone().retire(cp.partition.clone(), Some(cp.clone()), why).await;
+            self.absorb(streams, Stream::Messages, r, errors)?;
         }
 
         let this = self.clone();

@@ -18,7 +18,8 @@ use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use chrono::{DateTime, Utc};
 use outlake_config::FolderPattern;
 
-use crate::model::{columns, KeyState};
+use crate::model::{columns, KeyState, Mailbox};
+use crate::source::{Source, SourceError};
 
 /// A folder as the `mail_folders` table holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,42 +78,53 @@ impl FolderScope {
         names
     }
 
+    /// The ids of the well-known folders the patterns use, in one mailbox (names it lacks are
+    /// left out): one source request per name.
+    pub async fn resolve_well_known(&self, source: &dyn Source, mailbox: &Mailbox) -> Result<HashMap<String, String>, SourceError> {
+        let mut ids = HashMap::new();
+        for name in self.well_known_names() {
+            if let Some(id) = source.well_known_folder(mailbox, &name).await? {
+                ids.insert(name, id);
+            }
+        }
+        Ok(ids)
+    }
+
     /// Select folders. `well_known` maps a well-known name to the folder id it resolved to in
     /// this mailbox (names the mailbox lacks are absent).
     pub fn select(&self, folders: &[FolderNode], well_known: &HashMap<String, String>) -> FolderSelection {
         let by_id: HashMap<&str, &FolderNode> = folders.iter().map(|f| (f.id.as_str(), f)).collect();
-        let mut used: HashSet<usize> = HashSet::new();
+        let mut include_used = vec![false; self.include.len()];
+        let mut exclude_used = vec![false; self.exclude.len()];
         let mut out = FolderSelection::default();
-        let n_include = self.include.len();
         for f in folders {
             let chain = chain_of(f, &by_id);
-            let named_by = |patterns: &[FolderPattern], offset: usize, used: &mut HashSet<usize>| {
-                let mut hit = false;
-                for (i, p) in patterns.iter().enumerate() {
-                    if names(p, &chain, well_known) {
-                        used.insert(offset + i);
-                        hit = true;
-                    }
-                }
-                hit
-            };
-            let included = self.include.is_empty() | named_by(&self.include, 0, &mut used);
-            let excluded = named_by(&self.exclude, n_include, &mut used);
+            let included = self.include.is_empty() | mark_naming(&self.include, &chain, well_known, &mut include_used);
+            let excluded = mark_naming(&self.exclude, &chain, well_known, &mut exclude_used);
             if included && !excluded {
                 out.selected.push(f.id.clone());
             } else {
                 out.excluded.push(f.id.clone());
             }
         }
-        for (i, p) in self.include.iter().chain(&self.exclude).enumerate() {
-            if !used.contains(&i) {
-                out.unmatched.push(p.raw.clone());
-            }
-        }
+        let patterns = self.include.iter().zip(&include_used).chain(self.exclude.iter().zip(&exclude_used));
+        out.unmatched = patterns.filter(|(_, used)| !**used).map(|(p, _)| p.raw.clone()).collect();
         out.selected.sort();
         out.excluded.sort();
         out
     }
+}
+
+/// Does any of `patterns` name the folder at the end of `chain`? Marks every pattern that does.
+fn mark_naming(patterns: &[FolderPattern], chain: &[&FolderNode], well_known: &HashMap<String, String>, used: &mut [bool]) -> bool {
+    let mut hit = false;
+    for (p, used) in patterns.iter().zip(used.iter_mut()) {
+        if names(p, chain, well_known) {
+            *used = true;
+            hit = true;
+        }
+    }
+    hit
 }
 
 /// The folder's ancestors and itself, top-level folder first. A cycle or a missing parent ends

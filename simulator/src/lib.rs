@@ -143,6 +143,17 @@ impl Simulator {
     pub fn credentials_json(&self) -> Value {
         json!({"url": self.url(), "tenant_id": self.tenant_id(), "client_id": self.client_id(), "client_secret": self.client_secret()})
     }
+    /// The lines of an outlake `[source]` section (app-only) that point at this simulator,
+    /// without the section header.
+    pub fn source_toml(&self) -> String {
+        format!(
+            "tenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthority_url = \"{url}\"\ngraph_url = \"{url}\"\n",
+            self.tenant_id(),
+            self.client_id(),
+            self.client_secret(),
+            url = self.url()
+        )
+    }
     /// The current state of every mailbox; format in [`truth`].
     pub fn truth(&self) -> Value {
         truth::truth(&self.shared.state.lock())

@@ -57,17 +57,15 @@ pub async fn run(config: ConfigArg, as_json: bool, events_per_mailbox: u64) -> u
     let want_events = streams.iter().any(|s| s == "events");
     let discovered = matches!(cfg.source.mailboxes, Mailboxes::All);
     let users_seen = (mailboxes.len() + listing.skipped.len()) as u64;
+    // Globs in a mailbox list page the directory, like "all".
+    let globbed = matches!(&cfg.source.mailboxes, Mailboxes::List(l) if l.iter().any(|e| outlake_config::is_glob(e)));
+    let directory_pages = users_seen.div_ceil(999).max(1);
     let discovery_directory = match &cfg.source.mailboxes {
-        Mailboxes::All => users_seen.div_ceil(999).max(1),
-        Mailboxes::List(l) => {
-            let globs = l.iter().any(|e| outlake_connectors::graph::source::is_glob(e));
-            l.iter().filter(|e| !outlake_connectors::graph::source::is_glob(e)).count() as u64 + if globs { users_seen.div_ceil(999).max(1) } else { 0 }
-        }
+        Mailboxes::All => directory_pages,
+        Mailboxes::List(l) => l.iter().filter(|e| !outlake_config::is_glob(e)).count() as u64 + if globbed { directory_pages } else { 0 },
         Mailboxes::Me => 1,
     };
-    let skipped_probes = if discovered { listing.skipped.len() as u64 } else { 0 };
-    let globbed = matches!(&cfg.source.mailboxes, Mailboxes::List(l) if l.iter().any(|e| outlake_connectors::graph::source::is_glob(e)));
-    let skipped_probes = if globbed { listing.skipped.len() as u64 } else { skipped_probes };
+    let skipped_probes = if discovered || globbed { listing.skipped.len() as u64 } else { 0 };
     let rate = cfg.limits.requests_per_window as f64 / cfg.limits.window.as_secs_f64().max(0.001);
 
     let mut rows = Vec::new();
@@ -229,17 +227,11 @@ async fn in_scope(source: &GraphSource, cfg: &Config, mb: &Mailbox, folders: Vec
     if scope.is_everything() {
         return Ok((folders.into_iter().map(|(_, n)| n).collect(), 0));
     }
-    let names = scope.well_known_names();
-    let mut well_known = std::collections::HashMap::new();
-    for name in &names {
-        if let Some(id) = source.well_known_folder(mb, name).await.map_err(|e| e.message)? {
-            well_known.insert(name.clone(), id);
-        }
-    }
+    let well_known = scope.resolve_well_known(source, mb).await.map_err(|e| e.message)?;
     let nodes: Vec<FolderNode> = folders.iter().map(|(f, _)| f.clone()).collect();
     let selected: std::collections::HashSet<String> = scope.select(&nodes, &well_known).selected.into_iter().collect();
     let counts = folders.into_iter().filter(|(f, _)| selected.contains(&f.id)).map(|(_, n)| n).collect();
-    Ok((counts, names.len() as u64))
+    Ok((counts, scope.well_known_names().len() as u64))
 }
 
 fn n(v: &Value) -> u64 {

@@ -28,12 +28,7 @@ impl Env {
         std::fs::create_dir_all(&out).unwrap();
         let toml = format!(
             r#"[source]
-tenant_id = "{tenant}"
-client_id = "{client}"
-client_secret = "{secret}"
-authority_url = "{url}"
-graph_url = "{url}"
-mailboxes = "all"
+{connection}mailboxes = "all"
 {page_size}calendar_start = "{cal_start}"
 calendar_end = "{cal_end}"
 {extra_source}
@@ -42,10 +37,7 @@ calendar_end = "{cal_end}"
 url = "file://{out}"
 {extra_rest}
 "#,
-            tenant = sim.tenant_id(),
-            client = sim.client_id(),
-            secret = sim.client_secret(),
-            url = sim.url(),
+            connection = sim.source_toml(),
             cal_start = CAL_START,
             cal_end = CAL_END,
             out = out.display(),

@@ -192,11 +192,6 @@ impl GraphSource {
     }
 }
 
-/// A `mailboxes` entry with glob characters selects users from the directory.
-pub fn is_glob(entry: &str) -> bool {
-    entry.contains(['*', '?', '['])
-}
-
 fn json_error(e: serde_json::Error) -> BodyError {
     use serde_json::error::Category;
     match e.classify() {
@@ -221,7 +216,7 @@ impl Source for GraphSource {
             MailboxSelection::List(entries) => {
                 // Ids and UPNs are resolved one by one; glob entries select from the directory
                 // (like "all", users without a mailbox are skipped).
-                let (globs, literals): (Vec<&String>, Vec<&String>) = entries.iter().partition(|e| is_glob(e));
+                let (globs, literals): (Vec<&String>, Vec<&String>) = entries.iter().partition(|e| outlake_config::is_glob(e));
                 let mut listing = MailboxListing::default();
                 let mut seen = HashSet::new();
                 for entry in literals {
