@@ -125,7 +125,14 @@ fn main() {
         let secs = t.elapsed().as_secs_f64();
         // Every message of the backfill is in exactly one recorded page.
         ceiling = ceiling.max(up as f64 / secs);
-        println!("ceiling: {} pages, {:.1} MB in {:.2}s = {:.0} messages/s, {:.0} MB/s", reqs.len(), got as f64 / 1e6, secs, up as f64 / secs, got as f64 / 1e6 / secs);
+        println!(
+            "ceiling: {} pages, {:.1} MB in {:.2}s = {:.0} messages/s, {:.0} MB/s",
+            reqs.len(),
+            got as f64 / 1e6,
+            secs,
+            up as f64 / secs,
+            got as f64 / 1e6 / secs
+        );
     }
 
     let requests = best.total("requests");
@@ -136,7 +143,11 @@ fn main() {
     println!("| end to end ({mailboxes} × {messages}, page {page_size}) | {rate:.0} messages/s | ≥ 150,000 |");
     println!("| peak RSS | {:.1} MB | ≤ 150 MB at 1M |", best.max_rss_kib as f64 / 1024.0);
     println!("| requests | {requests} ({:.1} per mailbox) | |", requests as f64 / mailbox_list as f64);
-    println!("| messages per request | {:.0} ({:.2} × page size) | ≥ 0.95 × page size |", up as f64 / requests as f64, up as f64 / requests as f64 / page_size as f64);
+    println!(
+        "| messages per request | {:.0} ({:.2} × page size) | ≥ 0.95 × page size |",
+        up as f64 / requests as f64,
+        up as f64 / requests as f64 / page_size as f64
+    );
     // Every distinct page of the backfill was recorded once: the fewest requests Graph allows
     // (one partial page per folder is unavoidable), plus the /users pages.
     println!("| requests ÷ distinct pages of the backfill | {:.3} ({} pages) | 1.0 = no wasted request |", requests as f64 / pages as f64, pages);

@@ -70,7 +70,9 @@ fn compacted(page: &[u8]) -> Vec<u8> {
     let mut v: serde_json::Value = serde_json::from_slice(page).unwrap();
     let short = |s: &str, n: usize| s.chars().take(n).collect::<String>();
     for m in v["value"].as_array_mut().unwrap() {
-        for (k, n) in [("id", 40), ("parentFolderId", 40), ("conversationId", 40), ("changeKey", 16), ("internetMessageId", 30), ("bodyPreview", 60), ("webLink", 40)] {
+        for (k, n) in
+            [("id", 40), ("parentFolderId", 40), ("conversationId", 40), ("changeKey", 16), ("internetMessageId", 30), ("bodyPreview", 60), ("webLink", 40)]
+        {
             if let Some(s) = m[k].as_str() {
                 m[k] = serde_json::json!(short(s, n));
             }
@@ -86,7 +88,13 @@ fn compacted(page: &[u8]) -> Vec<u8> {
 }
 
 fn ctx(user: &str, bodies: bool) -> NormalizeContext {
-    NormalizeContext { mailbox_id: user.to_string(), folder_id: Some("AAMkAGI2folder".into()), extracted_at: chrono::Utc::now(), run_id: "bench".into(), fetch_bodies: bodies }
+    NormalizeContext {
+        mailbox_id: user.to_string(),
+        folder_id: Some("AAMkAGI2folder".into()),
+        extracted_at: chrono::Utc::now(),
+        run_id: "bench".into(),
+        fetch_bodies: bodies,
+    }
 }
 
 fn bench(c: &mut Criterion) {

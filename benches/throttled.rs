@@ -23,7 +23,11 @@ fn main() {
     let page_size = env_usize("OUTLAKE_BENCH_PAGE_SIZE", 10);
     let limit = 100u64;
     let window = Duration::from_secs(6);
-    println!("throttled: {mailboxes} mailboxes × {messages} messages, page size {page_size}, {limit} requests per {}s, 20 ms latency; {}", window.as_secs(), machine());
+    println!(
+        "throttled: {mailboxes} mailboxes × {messages} messages, page size {page_size}, {limit} requests per {}s, 20 ms latency; {}",
+        window.as_secs(),
+        machine()
+    );
     let host = SimHost::start(SimConfig {
         users: mailboxes + 1,
         messages_per_mailbox: messages,
@@ -36,7 +40,8 @@ fn main() {
     let sim = host.sim();
     let dir = bench_dir();
     let lake = dir.path().join("lake");
-    let config = write_config(dir.path(), sim, &lake, page_size, "", &format!("\n[limits]\nrequests_per_window = {limit}\nwindow_secs = {}\n", window.as_secs()));
+    let config =
+        write_config(dir.path(), sim, &lake, page_size, "", &format!("\n[limits]\nrequests_per_window = {limit}\nwindow_secs = {}\n", window.as_secs()));
     let run = run_outlake(&config, dir.path(), "throttled");
     let stats = sim.stats();
     let served_429: u64 = stats["throttled"].as_object().map(|m| m.values().filter_map(|v| v.as_u64()).sum()).unwrap_or(0);
@@ -52,7 +57,13 @@ fn main() {
     let rate = limit as f64 / window.as_secs_f64();
     let ideal = busiest as f64 / rate;
     let wall = run.wall.as_secs_f64();
-    println!("outlake: {} messages, {} requests ({} throttled, {} retries) in {wall:.2}s", run.total("upserts"), run.total("requests"), run.total("throttled"), run.total("retries"));
+    println!(
+        "outlake: {} messages, {} requests ({} throttled, {} retries) in {wall:.2}s",
+        run.total("upserts"),
+        run.total("requests"),
+        run.total("throttled"),
+        run.total("retries")
+    );
     println!("simulator: {sim_requests} requests, {served_429} answered 429; busiest mailbox {busiest} requests");
     println!();
     println!("| figure | value | target |");

@@ -46,7 +46,8 @@ fn batches() -> Vec<RecordBatch> {
     host.stop();
     let ctx = NormalizeContext { mailbox_id: user, folder_id: None, extracted_at: chrono::Utc::now(), run_id: "bench".into(), fetch_bodies: false };
     let seq = SeqGen::new(0);
-    let mut full: Vec<RecordBatch> = pages.iter().map(|p| normalize_page(Stream::Messages, p, &ctx, &seq).unwrap().batch).filter(|b| b.num_rows() == 1000).collect();
+    let mut full: Vec<RecordBatch> =
+        pages.iter().map(|p| normalize_page(Stream::Messages, p, &ctx, &seq).unwrap().batch).filter(|b| b.num_rows() == 1000).collect();
     assert!(full.len() >= PAGES, "only {} full pages", full.len());
     full.truncate(PAGES);
     full
@@ -76,7 +77,11 @@ fn bench(c: &mut Criterion) {
             })
         };
         let files = write_all();
-        println!("write/{name}: {rows} messages → {} file(s), {:.1} bytes per message", files.len(), files.iter().map(|f| f.bytes).sum::<u64>() as f64 / rows as f64);
+        println!(
+            "write/{name}: {rows} messages → {} file(s), {:.1} bytes per message",
+            files.len(),
+            files.iter().map(|f| f.bytes).sum::<u64>() as f64 / rows as f64
+        );
         g.bench_function(name, |b| b.iter(write_all));
     }
     // The encoder alone with other properties, to see what the sink's settings cost.
@@ -86,29 +91,48 @@ fn bench(c: &mut Criterion) {
         use parquet::schema::types::ColumnPath;
         let unique = ["id", "body_preview", "change_key", "conversation_id", "internet_message_id", "web_link", "body_content", "_seq"];
         let variants: Vec<(&str, WriterProperties)> = vec![
-            ("props_sink_default", WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap())).set_statistics_enabled(EnabledStatistics::Page).build()),
+            (
+                "props_sink_default",
+                WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap()))
+                    .set_statistics_enabled(EnabledStatistics::Page)
+                    .build(),
+            ),
             ("props_no_dict_unique", {
-                let mut b = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap())).set_statistics_enabled(EnabledStatistics::Page);
+                let mut b = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap()))
+                    .set_statistics_enabled(EnabledStatistics::Page);
                 for c in unique {
                     b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
                 }
                 b.build()
             }),
             ("props_no_dict_unique_chunk_stats", {
-                let mut b = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap())).set_statistics_enabled(EnabledStatistics::Chunk);
+                let mut b = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap()))
+                    .set_statistics_enabled(EnabledStatistics::Chunk);
                 for c in unique {
                     b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
                 }
                 b.build()
             }),
             ("props_no_dict_unique_zstd1", {
-                let mut b = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap())).set_statistics_enabled(EnabledStatistics::Page);
+                let mut b = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap()))
+                    .set_statistics_enabled(EnabledStatistics::Page);
                 for c in unique {
                     b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
                 }
                 b.build()
             }),
-            ("props_no_dict_at_all", WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap())).set_statistics_enabled(EnabledStatistics::Page).set_dictionary_enabled(false).build()),
+            (
+                "props_no_dict_at_all",
+                WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap()))
+                    .set_statistics_enabled(EnabledStatistics::Page)
+                    .set_dictionary_enabled(false)
+                    .build(),
+            ),
         ];
         for (name, props) in variants {
             let write = || {

@@ -90,9 +90,7 @@ async fn render(mut rx: mpsc::UnboundedReceiver<ProgressEvent>, multi: MultiProg
                 }
                 total.inc(1);
             }
-            ProgressEvent::MailboxSkipped { .. }
-            | ProgressEvent::Committed { .. }
-            | ProgressEvent::Rebaselined { .. } => {}
+            ProgressEvent::MailboxSkipped { .. } | ProgressEvent::Committed { .. } | ProgressEvent::Rebaselined { .. } => {}
         }
     }
     total.finish_and_clear();

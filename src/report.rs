@@ -86,9 +86,19 @@ pub fn write_prometheus(rep: &RunReport, path: &Path) -> std::io::Result<()> {
     metric("outlake_requests", "Graph requests made in the last run.", "gauge", per_mailbox(&|m| m.requests as f64));
     metric("outlake_throttled_responses", "429 responses received in the last run.", "gauge", per_mailbox(&|m| m.throttled as f64));
     metric("outlake_retries", "Requests retried in the last run.", "gauge", per_mailbox(&|m| m.retries as f64));
-    metric("outlake_mailbox_failed", "1 when the mailbox failed in the last run.", "gauge", per_mailbox(&|m| if m.status == MailboxStatus::Failed { 1.0 } else { 0.0 }));
+    metric(
+        "outlake_mailbox_failed",
+        "1 when the mailbox failed in the last run.",
+        "gauge",
+        per_mailbox(&|m| if m.status == MailboxStatus::Failed { 1.0 } else { 0.0 }),
+    );
     metric("outlake_run_duration_seconds", "Wall time of the last run.", "gauge", vec![(String::new(), rep.duration_ms as f64 / 1000.0)]);
-    metric("outlake_run_success", "1 when the last run finished without failures.", "gauge", vec![(String::new(), if rep.fatal.is_none() && rep.failed_mailboxes().next().is_none() { 1.0 } else { 0.0 })]);
+    metric(
+        "outlake_run_success",
+        "1 when the last run finished without failures.",
+        "gauge",
+        vec![(String::new(), if rep.fatal.is_none() && rep.failed_mailboxes().next().is_none() { 1.0 } else { 0.0 })],
+    );
     metric("outlake_last_run_timestamp_seconds", "When the last run started.", "gauge", vec![(String::new(), rep.started_at.timestamp() as f64)]);
     write_atomic(path, out.as_bytes())
 }

@@ -19,9 +19,9 @@ pub fn graph_options(cfg: &Config) -> anyhow::Result<GraphOptions> {
     let l = &cfg.limits;
     let auth = match s.auth {
         AuthKind::ClientCredentials => AuthMode::ClientCredentials,
-        AuthKind::AuthorizationCode | AuthKind::DeviceCode => AuthMode::Delegated {
-            tokens: Arc::new(crate::auth::tokens::open(cfg).map_err(|e| anyhow::anyhow!(e))?),
-        },
+        AuthKind::AuthorizationCode | AuthKind::DeviceCode => {
+            AuthMode::Delegated { tokens: Arc::new(crate::auth::tokens::open(cfg).map_err(|e| anyhow::anyhow!(e))?) }
+        }
     };
     Ok(GraphOptions {
         tenant_id: s.tenant_id.clone(),
@@ -52,11 +52,7 @@ pub fn graph_options(cfg: &Config) -> anyhow::Result<GraphOptions> {
 }
 
 pub async fn open_lake(cfg: &Config) -> anyhow::Result<DynLake> {
-    let settings = WriterSettings {
-        row_group_rows: cfg.sink.row_group_rows,
-        target_file_bytes: cfg.sink.target_file_bytes,
-        zstd_level: cfg.sink.zstd_level,
-    };
+    let settings = WriterSettings { row_group_rows: cfg.sink.row_group_rows, target_file_bytes: cfg.sink.target_file_bytes, zstd_level: cfg.sink.zstd_level };
     let lake = outlake_sinks::open_lake(&cfg.sink.url, cfg.checkpoint.url.as_deref(), &cfg.sink.options, settings)
         .await
         .with_context(|| format!("opening the lake at {}", cfg.sink.url))?;

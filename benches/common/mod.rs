@@ -284,9 +284,10 @@ pub fn run_outlake(config: &Path, dir: &Path, label: &str) -> Run {
     let status_path = format!("/proc/{pid}/status");
     let mut hwm_kib = 0u64;
     let wall = loop {
-        if let Some(k) = std::fs::read_to_string(&status_path).ok().and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
-        }) {
+        if let Some(k) = std::fs::read_to_string(&status_path)
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok())))
+        {
             hwm_kib = hwm_kib.max(k);
         }
         let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };

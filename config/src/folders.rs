@@ -42,10 +42,9 @@ impl Segment {
     pub fn matches(&self, display_name: &str) -> bool {
         match self {
             Segment::Name(n) => display_name.to_lowercase() == *n,
-            Segment::Glob(g) => g.matches_with(
-                display_name,
-                glob::MatchOptions { case_sensitive: false, require_literal_separator: false, require_literal_leading_dot: false },
-            ),
+            Segment::Glob(g) => {
+                g.matches_with(display_name, glob::MatchOptions { case_sensitive: false, require_literal_separator: false, require_literal_leading_dot: false })
+            }
         }
     }
 }

@@ -14,6 +14,6 @@ pub mod secret;
 pub mod validated;
 
 pub use folders::FolderPattern;
-pub use load::{load, load_raw, LoadError};
+pub use load::{LoadError, load, load_raw};
 pub use secret::Secret;
-pub use validated::{validate, AuthKind, Config, ConfigError, Mailboxes, is_glob, is_loopback_host};
+pub use validated::{AuthKind, Config, ConfigError, Mailboxes, is_glob, is_loopback_host, validate};

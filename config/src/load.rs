@@ -2,11 +2,11 @@
 
 use std::path::Path;
 
-use figment::providers::{Env, Format, Toml};
 use figment::Figment;
+use figment::providers::{Env, Format, Toml};
 
 use crate::raw::RawConfig;
-use crate::validated::{validate, Config, ConfigError, FsSecretReader};
+use crate::validated::{Config, ConfigError, FsSecretReader, validate};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {

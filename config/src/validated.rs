@@ -10,9 +10,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use url::Url;
 
+use crate::Secret;
 use crate::folders::FolderPattern;
 use crate::raw::{RawConfig, RawMailboxes, RawScopes};
-use crate::Secret;
 
 pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
 pub const DEFAULT_GRAPH: &str = "https://graph.microsoft.com";
@@ -171,9 +171,9 @@ pub fn validate(raw: &RawConfig, secrets: &dyn SecretFileReader) -> Result<Confi
     let client_secret = match (&s.client_secret, &s.client_secret_file) {
         (Some(sec), _) if !sec.is_empty() => Some(sec.clone()),
         (_, Some(path)) => {
-            let text = secrets.read(path).map_err(|e| {
-                err("source.client_secret_file", format!("cannot read {path:?}: {e}"), "client_secret_file = \"/run/secrets/outlake\"")
-            })?;
+            let text = secrets
+                .read(path)
+                .map_err(|e| err("source.client_secret_file", format!("cannot read {path:?}: {e}"), "client_secret_file = \"/run/secrets/outlake\""))?;
             let text = text.trim_end_matches(['\r', '\n']).to_string();
             if text.is_empty() {
                 return Err(err("source.client_secret_file", format!("{path:?} is empty"), "a file holding the secret value"));
@@ -198,7 +198,11 @@ pub fn validate(raw: &RawConfig, secrets: &dyn SecretFileReader) -> Result<Confi
         None => Mailboxes::All,
         Some(RawMailboxes::Keyword(k)) if k == "all" => {
             if auth.is_delegated() {
-                return Err(err("source.mailboxes", "\"all\" needs app-only access (auth = \"client_credentials\"); with delegated sign-in leave it out (your own mailbox) or list shared mailboxes", "mailboxes = [\"shared@contoso.com\"]"));
+                return Err(err(
+                    "source.mailboxes",
+                    "\"all\" needs app-only access (auth = \"client_credentials\"); with delegated sign-in leave it out (your own mailbox) or list shared mailboxes",
+                    "mailboxes = [\"shared@contoso.com\"]",
+                ));
             }
             Mailboxes::All
         }
@@ -211,7 +215,9 @@ pub fn validate(raw: &RawConfig, secrets: &dyn SecretFileReader) -> Result<Confi
                 return Err(err("source.mailboxes", "the list is empty or holds an empty name", "mailboxes = [\"adele@contoso.com\"]"));
             }
             for m in list.iter().filter(|m| is_glob(m)) {
-                glob::Pattern::new(m).map_err(|e| err("source.mailboxes", format!("{m:?} is not a glob: {e}"), "mailboxes = [\"sales-*@contoso.com\", \"adele@contoso.com\"]"))?;
+                glob::Pattern::new(m).map_err(|e| {
+                    err("source.mailboxes", format!("{m:?} is not a glob: {e}"), "mailboxes = [\"sales-*@contoso.com\", \"adele@contoso.com\"]")
+                })?;
             }
             Mailboxes::List(list.clone())
         }
@@ -221,11 +227,15 @@ pub fn validate(raw: &RawConfig, secrets: &dyn SecretFileReader) -> Result<Confi
         .clone()
         .unwrap_or_default()
         .iter()
-        .map(|p| glob::Pattern::new(p).map_err(|e| err("source.exclude_mailboxes", format!("{p:?} is not a glob: {e}"), "exclude_mailboxes = [\"room-*@contoso.com\"]")))
+        .map(|p| {
+            glob::Pattern::new(p)
+                .map_err(|e| err("source.exclude_mailboxes", format!("{p:?} is not a glob: {e}"), "exclude_mailboxes = [\"room-*@contoso.com\"]"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
 
     let include_folders = folder_patterns(&s.include_folders, "source.include_folders", "include_folders = [\"inbox\", \"sentitems\", \"Projects/2024\"]")?;
-    let exclude_folders = folder_patterns(&s.exclude_folders, "source.exclude_folders", "exclude_folders = [\"junkemail\", \"deleteditems\", \"inbox/Newsletters\"]")?;
+    let exclude_folders =
+        folder_patterns(&s.exclude_folders, "source.exclude_folders", "exclude_folders = [\"junkemail\", \"deleteditems\", \"inbox/Newsletters\"]")?;
     let received_after = match s.received_after.as_deref() {
         None => None,
         Some(v) => Some(date_or_timestamp(v, "source.received_after")?),
@@ -238,7 +248,11 @@ pub fn validate(raw: &RawConfig, secrets: &dyn SecretFileReader) -> Result<Confi
     }
     for st in &wanted {
         if !STREAM_NAMES.contains(&st.as_str()) {
-            return Err(err("source.streams", format!("unknown stream {st:?}; streams are messages, events, mail_folders"), "streams = [\"messages\", \"events\", \"mail_folders\"]"));
+            return Err(err(
+                "source.streams",
+                format!("unknown stream {st:?}; streams are messages, events, mail_folders"),
+                "streams = [\"messages\", \"events\", \"mail_folders\"]",
+            ));
         }
     }
     for name in ["mail_folders", "messages", "events"] {
@@ -257,13 +271,21 @@ pub fn validate(raw: &RawConfig, secrets: &dyn SecretFileReader) -> Result<Confi
         return Err(err("source.calendar_end", "must be after calendar_start", "calendar_end = \"2026-12-31T00:00:00Z\""));
     }
     if (calendar_end - calendar_start).num_days() > 1825 {
-        return Err(err("source.calendar_end", "Graph's calendarView accepts at most 1825 days between calendar_start and calendar_end", "calendar_start = \"2024-01-01T00:00:00Z\", calendar_end = \"2026-12-31T00:00:00Z\""));
+        return Err(err(
+            "source.calendar_end",
+            "Graph's calendarView accepts at most 1825 days between calendar_start and calendar_end",
+            "calendar_start = \"2024-01-01T00:00:00Z\", calendar_end = \"2026-12-31T00:00:00Z\"",
+        ));
     }
 
     let redirect_uri = s.redirect_uri.as_deref().unwrap_or(DEFAULT_REDIRECT_URI);
     let redirect_uri = Url::parse(redirect_uri).map_err(|e| err("source.redirect_uri", format!("{redirect_uri:?} is not a URL: {e}"), DEFAULT_REDIRECT_URI))?;
     if redirect_uri.scheme() != "http" || !is_loopback_host(redirect_uri.host_str().unwrap_or("")) || redirect_uri.port().is_none() {
-        return Err(err("source.redirect_uri", "must be an http URL on localhost or 127.0.0.1 with a port (outlake listens there for the sign-in redirect)", DEFAULT_REDIRECT_URI));
+        return Err(err(
+            "source.redirect_uri",
+            "must be an http URL on localhost or 127.0.0.1 with a port (outlake listens there for the sign-in redirect)",
+            DEFAULT_REDIRECT_URI,
+        ));
     }
     let scopes: Vec<String> = match &s.scopes {
         None => DEFAULT_SCOPES.split_whitespace().map(String::from).collect(),
@@ -403,9 +425,9 @@ fn date_or_timestamp(v: &str, key: &str) -> Result<DateTime<Utc>, ConfigError> {
     if let Ok(d) = DateTime::parse_from_rfc3339(v) {
         return Ok(d.with_timezone(&Utc));
     }
-    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
-        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
-        .map_err(|_| err(key, format!("{v:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 timestamp"), "received_after = \"2024-01-01\" (or \"2024-01-01T00:00:00Z\")"))
+    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()).map_err(|_| {
+        err(key, format!("{v:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 timestamp"), "received_after = \"2024-01-01\" (or \"2024-01-01T00:00:00Z\")")
+    })
 }
 
 /// An entry with glob characters (`*`, `?`, `[`): a pattern rather than a name.

@@ -4,6 +4,6 @@
 pub mod graph;
 
 pub use graph::{
-    AuthMode, DelegatedTokens, GraphOptions, GraphSource, MailboxSelection, NormalizeContext, NormalizeError,
-    NormalizeErrorKind, NormalizedPage, normalize_page,
+    AuthMode, DelegatedTokens, GraphOptions, GraphSource, MailboxSelection, NormalizeContext, NormalizeError, NormalizeErrorKind, NormalizedPage,
+    normalize_page,
 };

@@ -94,10 +94,7 @@ pub trait Lake: Send + Sync + 'static {
 
     /// Committed state of one partition: per id, the row with the largest `_seq`.
     /// For `messages` only rows whose `parent_folder_id` is the partition's folder count.
-    async fn current_keys(
-        &self,
-        partition: &PartitionKey,
-    ) -> Result<HashMap<String, KeyState>, LakeError>;
+    async fn current_keys(&self, partition: &PartitionKey) -> Result<HashMap<String, KeyState>, LakeError>;
 
     /// Remove staged files that no commit references and that are older than `min_age`.
     /// Returns the paths removed.

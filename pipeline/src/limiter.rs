@@ -174,9 +174,7 @@ impl Limiter {
     /// Total time `acquire` has waited for this mailbox.
     pub fn waited(&self, mailbox_id: &str) -> Duration {
         let map = self.mailboxes.lock();
-        map.get(mailbox_id)
-            .map(|s| Duration::from_nanos(s.waited_ns.load(Ordering::Relaxed)))
-            .unwrap_or_default()
+        map.get(mailbox_id).map(|s| Duration::from_nanos(s.waited_ns.load(Ordering::Relaxed))).unwrap_or_default()
     }
 }
 
@@ -258,12 +256,8 @@ mod tests {
 
     #[tokio::test]
     async fn pause_blocks_only_that_mailbox() {
-        let limiter = Limiter::new(LimiterConfig {
-            requests_per_window: 1000,
-            window: Duration::from_secs(600),
-            max_concurrent_per_mailbox: 4,
-            max_in_flight_total: 16,
-        });
+        let limiter =
+            Limiter::new(LimiterConfig { requests_per_window: 1000, window: Duration::from_secs(600), max_concurrent_per_mailbox: 4, max_in_flight_total: 16 });
         let start = Instant::now();
         let pause = Duration::from_millis(300);
         limiter.pause("a", start + pause);

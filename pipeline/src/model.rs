@@ -123,9 +123,7 @@ impl fmt::Display for PartitionKey {
 
 /// The path-safe folder name used for a mailbox in data and state paths.
 pub fn mailbox_slug(mailbox_id: &str) -> String {
-    let safe = !mailbox_id.is_empty()
-        && mailbox_id.len() <= 64
-        && mailbox_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let safe = !mailbox_id.is_empty() && mailbox_id.len() <= 64 && mailbox_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     if safe { mailbox_id.to_string() } else { format!("h{}", short_hash(mailbox_id)) }
 }
 

@@ -12,19 +12,48 @@ use crate::model::Stream;
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProgressEvent {
     /// The run knows its mailboxes.
-    RunStarted { mailboxes: usize },
-    MailboxStarted { mailbox_id: String, label: String },
+    RunStarted {
+        mailboxes: usize,
+    },
+    MailboxStarted {
+        mailbox_id: String,
+        label: String,
+    },
     /// Items the mailbox's folders say they hold (`totalItemCount`), when known.
-    MailboxExpected { mailbox_id: String, items: u64 },
+    MailboxExpected {
+        mailbox_id: String,
+        items: u64,
+    },
     /// A page was fetched, normalized and staged.
-    Page { mailbox_id: String, stream: Stream, rows: u64, upserts: u64 },
+    Page {
+        mailbox_id: String,
+        stream: Stream,
+        rows: u64,
+        upserts: u64,
+    },
     /// A commit made rows visible.
-    Committed { mailbox_id: String, stream: Stream, rows: u64 },
+    Committed {
+        mailbox_id: String,
+        stream: Stream,
+        rows: u64,
+    },
     /// The mailbox waited on its limiter or on Retry-After.
-    Throttled { mailbox_id: String, waited: Duration },
-    Rebaselined { mailbox_id: String, stream: Stream },
-    MailboxFinished { mailbox_id: String, ok: bool },
-    MailboxSkipped { mailbox: String, reason: String },
+    Throttled {
+        mailbox_id: String,
+        waited: Duration,
+    },
+    Rebaselined {
+        mailbox_id: String,
+        stream: Stream,
+    },
+    MailboxFinished {
+        mailbox_id: String,
+        ok: bool,
+    },
+    MailboxSkipped {
+        mailbox: String,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Default)]

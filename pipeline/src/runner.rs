@@ -33,9 +33,9 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::lake::{CommitRequest, DynLake, LakeError, LakeErrorKind, StagedWriter};
-use crate::model::{Checkpoint, Cursor, OUT_OF_SCOPE, Mailbox, Page, PageRequest, PartitionKey, RoundInfo, Stream};
 use crate::budget::{PageBudget, PageLease};
+use crate::lake::{CommitRequest, DynLake, LakeError, LakeErrorKind, StagedWriter};
+use crate::model::{Checkpoint, Cursor, Mailbox, OUT_OF_SCOPE, Page, PageRequest, PartitionKey, RoundInfo, Stream};
 use crate::progress::{Progress, ProgressEvent};
 use crate::scope::{FolderNode, FolderScope, MessageScope};
 use crate::seq::SeqGen;
@@ -183,7 +183,9 @@ impl Runner {
         let mut listing = listing;
         let excluded = &self.settings.exclude_mailboxes;
         listing.mailboxes.retain(|mb| {
-            let hit = excluded.iter().any(|p| p.matches(&mb.id) || mb.upn.as_deref().is_some_and(|u| p.matches_with(u, glob::MatchOptions { case_sensitive: false, ..Default::default() })));
+            let hit = excluded.iter().any(|p| {
+                p.matches(&mb.id) || mb.upn.as_deref().is_some_and(|u| p.matches_with(u, glob::MatchOptions { case_sensitive: false, ..Default::default() }))
+            });
             if hit {
                 tracing::info!(mailbox = %mb.label(), "excluded by source.exclude_mailboxes");
             }
@@ -292,13 +294,7 @@ impl Runner {
 
     /// Merge a partition's outcome into the mailbox's reports. Returns whether it failed;
     /// escalates run-stopping errors.
-    fn absorb(
-        &self,
-        streams: &mut BTreeMap<String, StreamReport>,
-        stream: Stream,
-        r: PartitionOutcome,
-        errors: &mut Vec<String>,
-    ) -> Result<bool, Fatal> {
+    fn absorb(&self, streams: &mut BTreeMap<String, StreamReport>, stream: Stream, r: PartitionOutcome, errors: &mut Vec<String>) -> Result<bool, Fatal> {
         let rep = streams.entry(stream.as_str().to_string()).or_default();
         rep.partitions += 1;
         rep.upserts += r.report.upserts;
@@ -324,12 +320,7 @@ impl Runner {
 
     /// Messages: one partition per folder in the current folder tree; folders gone since the
     /// last run are retired.
-    async fn run_messages(
-        self: Arc<Self>,
-        mb: &Mailbox,
-        streams: &mut BTreeMap<String, StreamReport>,
-        errors: &mut Vec<String>,
-    ) -> Result<(), Fatal> {
+    async fn run_messages(self: Arc<Self>, mb: &Mailbox, streams: &mut BTreeMap<String, StreamReport>, errors: &mut Vec<String>) -> Result<(), Fatal> {
         let folders_part = PartitionKey::new(&mb.id, Stream::MailFolders, None);
         let folders = match self.lake.current_keys(&folders_part).await {
             Ok(k) => k,
@@ -463,7 +454,9 @@ impl Runner {
             self.progress.emit(ProgressEvent::Committed { mailbox_id: part.mailbox_id.clone(), stream: part.stream, rows: ids.len() as u64 });
             match why {
                 Retire::FolderGone => tracing::info!(partition = %part, deletes = ids.len(), "folder is gone: wrote delete rows for its messages"),
-                Retire::OutOfScope => tracing::info!(partition = %part, deletes = ids.len(), "folder left include_folders / exclude_folders: wrote delete rows for its messages"),
+                Retire::OutOfScope => {
+                    tracing::info!(partition = %part, deletes = ids.len(), "folder left include_folders / exclude_folders: wrote delete rows for its messages")
+                }
             }
             Ok(())
         }
@@ -793,8 +786,7 @@ impl PartitionWriter {
             Some(ids) => (0..mask.len()).filter(|&i| !mask.value(i) && ids.is_valid(i)).map(|i| ids.value(i).to_string()).collect(),
             None => HashSet::new(),
         };
-        page.batch = arrow::compute::filter_record_batch(&page.batch, &mask)
-            .map_err(|e| PartitionError::Other(format!("filtering by received_after: {e}")))?;
+        page.batch = arrow::compute::filter_record_batch(&page.batch, &mask).map_err(|e| PartitionError::Other(format!("filtering by received_after: {e}")))?;
         self.report.filtered += (mask.len() - mask.true_count()) as u64;
         page.upserted_ids.retain(|id| !dropped.contains(id));
         Ok(page)
@@ -834,12 +826,10 @@ impl PartitionWriter {
         }
         let known = self.baseline_known.as_ref().expect("loaded above");
         self.baseline_seen.extend(page.upserted_ids.iter().cloned());
-        let keep = crate::state::changed_rows(&page.batch, |id, change_key| {
-            known.get(id).is_none_or(|k| k.deleted || k.change_key.as_deref() != Some(change_key))
-        });
+        let keep =
+            crate::state::changed_rows(&page.batch, |id, change_key| known.get(id).is_none_or(|k| k.deleted || k.change_key.as_deref() != Some(change_key)));
         match keep {
-            Some(mask) => arrow::compute::filter_record_batch(&page.batch, &mask)
-                .map_err(|e| PartitionError::Other(format!("filtering unchanged rows: {e}"))),
+            Some(mask) => arrow::compute::filter_record_batch(&page.batch, &mask).map_err(|e| PartitionError::Other(format!("filtering unchanged rows: {e}"))),
             None => Ok(page.batch.clone()),
         }
     }
@@ -850,11 +840,8 @@ impl PartitionWriter {
             // last page), then diff against it.
             self.commit(fetched_from, false).await?;
             let keys = self.runner.lake.current_keys(&self.part).await?;
-            let mut gone: Vec<String> = keys
-                .into_iter()
-                .filter(|(id, k)| !k.deleted && k.seq < self.round.started_seq && !self.baseline_seen.contains(id))
-                .map(|(id, _)| id)
-                .collect();
+            let mut gone: Vec<String> =
+                keys.into_iter().filter(|(id, k)| !k.deleted && k.seq < self.round.started_seq && !self.baseline_seen.contains(id)).map(|(id, _)| id).collect();
             gone.sort();
             if !gone.is_empty() {
                 let batch = self.runner.source.delete_rows(&self.part, &gone, &self.runner.seq, &self.runner.settings.run_id);

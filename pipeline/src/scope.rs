@@ -18,7 +18,7 @@ use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use chrono::{DateTime, Utc};
 use outlake_config::FolderPattern;
 
-use crate::model::{columns, KeyState, Mailbox};
+use crate::model::{KeyState, Mailbox, columns};
 use crate::source::{Source, SourceError};
 
 /// A folder as the `mail_folders` table holds it.
@@ -35,11 +35,7 @@ impl FolderNode {
         let mut out: Vec<FolderNode> = keys
             .iter()
             .filter(|(_, k)| !k.deleted)
-            .map(|(id, k)| FolderNode {
-                id: id.clone(),
-                parent_id: k.parent_folder_id.clone(),
-                display_name: k.display_name.clone().unwrap_or_default(),
-            })
+            .map(|(id, k)| FolderNode { id: id.clone(), parent_id: k.parent_folder_id.clone(), display_name: k.display_name.clone().unwrap_or_default() })
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out

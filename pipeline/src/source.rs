@@ -81,26 +81,13 @@ pub trait Source: Send + Sync + 'static {
 
     /// Fetch one page of a partition's round and normalize it. `_seq` values are drawn from
     /// `seq` in the order items appear on the page.
-    async fn fetch_page(
-        &self,
-        mailbox: &Mailbox,
-        partition: &PartitionKey,
-        request: &PageRequest,
-        seq: &SeqGen,
-        run_id: &str,
-    ) -> Result<Page, SourceError>;
+    async fn fetch_page(&self, mailbox: &Mailbox, partition: &PartitionKey, request: &PageRequest, seq: &SeqGen, run_id: &str) -> Result<Page, SourceError>;
 
     /// The Arrow schema of a table.
     fn schema(&self, stream: Stream) -> SchemaRef;
 
     /// Delete rows (key columns set, everything else null) for the given ids of a partition.
-    fn delete_rows(
-        &self,
-        partition: &PartitionKey,
-        ids: &[String],
-        seq: &SeqGen,
-        run_id: &str,
-    ) -> RecordBatch;
+    fn delete_rows(&self, partition: &PartitionKey, ids: &[String], seq: &SeqGen, run_id: &str) -> RecordBatch;
 
     /// The id of a well-known folder (`inbox`, `sentitems`, …) in a mailbox; `None` when the
     /// mailbox has no such folder. Used to resolve `include_folders` / `exclude_folders`.

@@ -128,16 +128,9 @@ impl Default for SimConfig {
             sync_generations: 3,
             port: 0,
             app_roles: vec!["Mail.Read".into(), "Calendars.Read".into(), "User.Read.All".into()],
-            delegated_scopes: vec![
-                "Mail.Read".into(),
-                "Calendars.Read".into(),
-                "User.Read".into(),
-            ],
+            delegated_scopes: vec!["Mail.Read".into(), "Calendars.Read".into(), "User.Read".into()],
             signed_in_user: None,
-            redirect_uris: vec![
-                "http://localhost/callback".into(),
-                "http://localhost:48444/callback".into(),
-            ],
+            redirect_uris: vec!["http://localhost/callback".into(), "http://localhost:48444/callback".into()],
             confidential_client: false,
             allow_public_client_flows: true,
             device_code_auto_approve: false,

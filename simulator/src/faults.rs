@@ -16,8 +16,14 @@ use crate::config::SimConfig;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Fault {
     /// 503; `retry_after` and `empty_body` vary.
-    ServiceUnavailable { retry_after: bool, empty_body: bool },
-    GatewayTimeout { retry_after: bool, empty_body: bool },
+    ServiceUnavailable {
+        retry_after: bool,
+        empty_body: bool,
+    },
+    GatewayTimeout {
+        retry_after: bool,
+        empty_body: bool,
+    },
     ConnectionReset,
     TruncatedJson,
     Slow,

@@ -212,7 +212,12 @@ pub async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> Response
     }
 
     // Authenticate.
-    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))).map(str::trim).map(str::to_string);
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .map(str::to_string);
     let (client_id, principal) = {
         let mut st = sh.state.lock();
         st.stats.requests_total += 1;
@@ -233,11 +238,25 @@ pub async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> Response
             sh.state.lock().stats.requests_by_kind.entry("users".into()).and_modify(|n| *n += 1).or_insert(1);
             list_users(&sh, &ctx, &principal, &query, &base)
         }
-        Route::Mailbox(target, op) => mailbox_request(sh.clone(), ctx, target, op, client_id, principal, bearer.unwrap_or_default(), query, headers, base, url_key).await,
+        Route::Mailbox(target, op) => {
+            mailbox_request(sh.clone(), ctx, target, op, client_id, principal, bearer.unwrap_or_default(), query, headers, base, url_key).await
+        }
     }
 }
 
-const USER_PROPS: &[&str] = &["businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone", "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id"];
+const USER_PROPS: &[&str] = &[
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+    "id",
+];
 
 fn user_value(st: &State, ui: usize, select: Option<&[String]>) -> Value {
     let u = &st.world.users[ui];
@@ -271,10 +290,19 @@ fn list_users(sh: &Arc<Shared>, ctx: &Ctx, principal: &Principal, query: &[(Stri
     }
     let (offset, top, select) = match query_get(query, "$skiptoken") {
         Some(t) => {
-            let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t).ok().and_then(|b| serde_json::from_slice::<(usize, usize, Option<Vec<String>>)>(&b).ok());
+            let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(t)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<(usize, usize, Option<Vec<String>>)>(&b).ok());
             match decoded {
                 Some(d) => d,
-                None => return ctx.error(StatusCode::BAD_REQUEST, "Directory_ExpiredPageToken", "The specified page token value has expired and can no longer be included in your request."),
+                None => {
+                    return ctx.error(
+                        StatusCode::BAD_REQUEST,
+                        "Directory_ExpiredPageToken",
+                        "The specified page token value has expired and can no longer be included in your request.",
+                    );
+                }
             }
         }
         None => {
@@ -282,7 +310,13 @@ fn list_users(sh: &Arc<Shared>, ctx: &Ctx, principal: &Principal, query: &[(Stri
                 None => 100,
                 Some(t) => match t.parse::<i64>() {
                     Ok(n) if (1..=999).contains(&n) => n as usize,
-                    _ => return ctx.error(StatusCode::BAD_REQUEST, "Request_UnsupportedQuery", &format!("Invalid page size specified: '{t}'. Must be between 1 and 999 inclusive.")),
+                    _ => {
+                        return ctx.error(
+                            StatusCode::BAD_REQUEST,
+                            "Request_UnsupportedQuery",
+                            &format!("Invalid page size specified: '{t}'. Must be between 1 and 999 inclusive."),
+                        );
+                    }
                 },
             };
             let select = query_get(query, "$select").map(|s| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect::<Vec<_>>());
@@ -327,20 +361,31 @@ async fn mailbox_request(
             (Target::User(key), _) => match st.world.user_index(key) {
                 Some(i) => i,
                 None if op == Op::GetUser => {
-                    return ctx.error(StatusCode::NOT_FOUND, "Request_ResourceNotFound", &format!("Resource '{key}' does not exist or one of its queried reference-property objects are not present."));
+                    return ctx.error(
+                        StatusCode::NOT_FOUND,
+                        "Request_ResourceNotFound",
+                        &format!("Resource '{key}' does not exist or one of its queried reference-property objects are not present."),
+                    );
                 }
                 None => return ctx.error(StatusCode::NOT_FOUND, "ErrorInvalidUser", &format!("The requested user '{key}' is invalid.")),
             },
         };
         let denied = match (&principal, &op) {
             (Principal::App { roles }, Op::GetUser) => !has_any(roles, &["User.Read.All", "User.ReadBasic.All", "User.ReadWrite.All", "Directory.Read.All"]),
-            (Principal::User { user, scopes }, Op::GetUser) => !(has_any(scopes, &["User.ReadBasic.All", "User.Read.All"]) || (*user == ui && has_any(scopes, &["User.Read"]))),
-            (Principal::App { roles }, Op::CalendarDelta) => !has_any(roles, &["Calendars.Read", "Calendars.ReadBasic", "Calendars.ReadWrite", "Calendars.ReadBasic.All"]),
+            (Principal::User { user, scopes }, Op::GetUser) => {
+                !(has_any(scopes, &["User.ReadBasic.All", "User.Read.All"]) || (*user == ui && has_any(scopes, &["User.Read"])))
+            }
+            (Principal::App { roles }, Op::CalendarDelta) => {
+                !has_any(roles, &["Calendars.Read", "Calendars.ReadBasic", "Calendars.ReadWrite", "Calendars.ReadBasic.All"])
+            }
             (Principal::App { roles }, _) => !has_any(roles, &["Mail.Read", "Mail.ReadBasic", "Mail.ReadBasic.All", "Mail.ReadWrite"]),
             (Principal::User { user, scopes }, Op::CalendarDelta) => {
-                !has_any(scopes, &["Calendars.Read", "Calendars.ReadBasic", "Calendars.ReadWrite"]) || (*user != ui && !has_any(scopes, &["Calendars.Read.Shared"]))
+                !has_any(scopes, &["Calendars.Read", "Calendars.ReadBasic", "Calendars.ReadWrite"])
+                    || (*user != ui && !has_any(scopes, &["Calendars.Read.Shared"]))
             }
-            (Principal::User { user, scopes }, _) => !has_any(scopes, &["Mail.Read", "Mail.ReadBasic", "Mail.ReadWrite"]) || (*user != ui && !has_any(scopes, &["Mail.Read.Shared"])),
+            (Principal::User { user, scopes }, _) => {
+                !has_any(scopes, &["Mail.Read", "Mail.ReadBasic", "Mail.ReadWrite"]) || (*user != ui && !has_any(scopes, &["Mail.Read.Shared"]))
+            }
         };
         if denied {
             if op == Op::GetUser {
@@ -416,7 +461,11 @@ async fn mailbox_request(
         return ctx.error(StatusCode::NOT_FOUND, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, soft-deleted, or is hosted on-premise.");
     }
     if matches!(principal, Principal::App { .. }) && st.listed(&st.cfg.blocked_mailboxes, ui) {
-        return ctx.error(StatusCode::FORBIDDEN, "ErrorAccessDenied", "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings.");
+        return ctx.error(
+            StatusCode::FORBIDDEN,
+            "ErrorAccessDenied",
+            "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings.",
+        );
     }
     if op.is_delta() && st.listed(&st.cfg.quota_exceeded_mailboxes, ui) {
         return ctx.error(StatusCode::FORBIDDEN, "ErrorQuotaExceeded", "Mailbox has exceeded maximum mailbox size.");
@@ -461,7 +510,13 @@ async fn mailbox_request(
                             for n in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
                                 match wire::canonical_message_prop(n) {
                                     Some(c) => names.push(c.to_string()),
-                                    None => return ctx.error(StatusCode::BAD_REQUEST, "RequestBroker--ParseUri", &format!("Could not find a property named '{n}' on type 'microsoft.graph.message'.")),
+                                    None => {
+                                        return ctx.error(
+                                            StatusCode::BAD_REQUEST,
+                                            "RequestBroker--ParseUri",
+                                            &format!("Could not find a property named '{n}' on type 'microsoft.graph.message'."),
+                                        );
+                                    }
                                 }
                             }
                             select = Some(names);
@@ -469,7 +524,13 @@ async fn mailbox_request(
                         if let Some(t) = query_get(&query, "$top") {
                             match t.parse::<usize>() {
                                 Ok(n) if n >= 1 => top = Some(n),
-                                _ => return ctx.error(StatusCode::BAD_REQUEST, "ErrorInvalidUrlQuery", &format!("The value '{t}' of parameter '$top' is invalid.")),
+                                _ => {
+                                    return ctx.error(
+                                        StatusCode::BAD_REQUEST,
+                                        "ErrorInvalidUrlQuery",
+                                        &format!("The value '{t}' of parameter '$top' is invalid."),
+                                    );
+                                }
                             }
                         }
                     }
@@ -478,17 +539,33 @@ async fn mailbox_request(
                     if token.is_none() {
                         for bad in ["$select", "$filter", "$orderby", "$expand", "$search"] {
                             if query_get(&query, bad).is_some() {
-                                return ctx.error(StatusCode::BAD_REQUEST, "ErrorInvalidUrlQuery", &format!("The following parameters are not supported with change tracking over the 'CalendarView' resource: '{bad}'."));
+                                return ctx.error(
+                                    StatusCode::BAD_REQUEST,
+                                    "ErrorInvalidUrlQuery",
+                                    &format!("The following parameters are not supported with change tracking over the 'CalendarView' resource: '{bad}'."),
+                                );
                             }
                         }
                         let (Some(s), Some(e)) = (query_get(&query, "startDateTime"), query_get(&query, "endDateTime")) else {
-                            return ctx.error(StatusCode::BAD_REQUEST, "ErrorInvalidParameter", "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.");
+                            return ctx.error(
+                                StatusCode::BAD_REQUEST,
+                                "ErrorInvalidParameter",
+                                "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.",
+                            );
                         };
                         let (Some(start), Some(end)) = (parse_dt(s), parse_dt(e)) else {
-                            return ctx.error(StatusCode::BAD_REQUEST, "ErrorInvalidParameter", "The value of the parameter 'StartDateTime' or 'EndDateTime' is invalid.");
+                            return ctx.error(
+                                StatusCode::BAD_REQUEST,
+                                "ErrorInvalidParameter",
+                                "The value of the parameter 'StartDateTime' or 'EndDateTime' is invalid.",
+                            );
                         };
                         if end <= start {
-                            return ctx.error(StatusCode::BAD_REQUEST, "ErrorInvalidParameter", "The parameter 'EndDateTime' must be later than 'StartDateTime'.");
+                            return ctx.error(
+                                StatusCode::BAD_REQUEST,
+                                "ErrorInvalidParameter",
+                                "The parameter 'EndDateTime' must be later than 'StartDateTime'.",
+                            );
                         }
                         if end - start > chrono::Duration::days(1825) {
                             return ctx.error(StatusCode::BAD_REQUEST, "ErrorInvalidRequest", "Your request can't be completed. The range between the start and end dates is greater than the allowed range. Maximum number of days: 1825");
@@ -545,13 +622,22 @@ async fn mailbox_request(
                     };
                     let body = page_body.clone();
                     let mut r = ctx.json(StatusCode::OK, page_body);
-                    r.headers_mut().insert("Preference-Applied", HeaderValue::from_str(&applied.join(",")).unwrap_or(HeaderValue::from_static("odata.track-changes")));
+                    r.headers_mut()
+                        .insert("Preference-Applied", HeaderValue::from_str(&applied.join(",")).unwrap_or(HeaderValue::from_static("odata.track-changes")));
                     sh.replay.record(&url_key, &headers, &body, r.headers().get("Preference-Applied"));
                     r
                 }
-                Err(DeltaError::Gone { generation, highest, kept }) => ctx.error(StatusCode::GONE, "SyncStateNotFound", &DeltaError::gone_message(generation, highest, &kept)),
-                Err(DeltaError::Invalid) => ctx.error(StatusCode::BAD_REQUEST, "SyncStateInvalid", "The sync state is invalid: the IdType preference differs from the one the sync state was created with."),
-                Err(DeltaError::BadToken) => ctx.error(StatusCode::BAD_REQUEST, "ErrorInvalidUrlQuery", "The value of parameter '$skiptoken' or '$deltatoken' is invalid."),
+                Err(DeltaError::Gone { generation, highest, kept }) => {
+                    ctx.error(StatusCode::GONE, "SyncStateNotFound", &DeltaError::gone_message(generation, highest, &kept))
+                }
+                Err(DeltaError::Invalid) => ctx.error(
+                    StatusCode::BAD_REQUEST,
+                    "SyncStateInvalid",
+                    "The sync state is invalid: the IdType preference differs from the one the sync state was created with.",
+                ),
+                Err(DeltaError::BadToken) => {
+                    ctx.error(StatusCode::BAD_REQUEST, "ErrorInvalidUrlQuery", "The value of parameter '$skiptoken' or '$deltatoken' is invalid.")
+                }
                 Err(DeltaError::FolderGone) => ctx.error(StatusCode::NOT_FOUND, "ErrorItemNotFound", "The specified object was not found in the store."),
             }
         }
@@ -571,7 +657,11 @@ fn fault_response(ctx: &Ctx, f: Fault, base: &str) -> Option<Response> {
     };
     Some(match f {
         Fault::ServiceUnavailable { retry_after, empty_body } => {
-            let r = if empty_body { ctx.empty(StatusCode::SERVICE_UNAVAILABLE) } else { ctx.error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "Service Unavailable") };
+            let r = if empty_body {
+                ctx.empty(StatusCode::SERVICE_UNAVAILABLE)
+            } else {
+                ctx.error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "Service Unavailable")
+            };
             with(r, retry_after)
         }
         Fault::GatewayTimeout { retry_after, empty_body } => {
@@ -579,7 +669,9 @@ fn fault_response(ctx: &Ctx, f: Fault, base: &str) -> Option<Response> {
             with(r, retry_after)
         }
         Fault::ConnectionReset => {
-            let head = Bytes::from(format!("{{\"@odata.context\":\"{base}/v1.0/$metadata#Collection(message)\",\"value\":[{{\"@odata.type\":\"#microsoft.graph.message\",\"id\":\"AAMkAG"));
+            let head = Bytes::from(format!(
+                "{{\"@odata.context\":\"{base}/v1.0/$metadata#Collection(message)\",\"value\":[{{\"@odata.type\":\"#microsoft.graph.message\",\"id\":\"AAMkAG"
+            ));
             // Let the headers and the first bytes reach the client before the connection drops.
             use futures::StreamExt;
             let first = futures::stream::once(async move { Ok::<Bytes, std::io::Error>(head) });
@@ -590,7 +682,9 @@ fn fault_response(ctx: &Ctx, f: Fault, base: &str) -> Option<Response> {
             ctx.stream(StatusCode::OK, Body::from_stream(first.chain(fail)))
         }
         Fault::TruncatedJson => {
-            let body = format!("{{\"@odata.context\":\"{base}/v1.0/$metadata#Collection(message)\",\"value\":[{{\"@odata.type\":\"#microsoft.graph.message\",\"@odata.etag\":\"W/\\\"CQAAABYAAA");
+            let body = format!(
+                "{{\"@odata.context\":\"{base}/v1.0/$metadata#Collection(message)\",\"value\":[{{\"@odata.type\":\"#microsoft.graph.message\",\"@odata.etag\":\"W/\\\"CQAAABYAAA"
+            );
             ctx.json(StatusCode::OK, Bytes::from(body))
         }
         Fault::TokenRevocation => ctx.error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "Access token has expired or is not yet valid."),

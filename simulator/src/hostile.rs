@@ -112,12 +112,7 @@ pub fn apply(rules: &[HostileRule], user_id: &str, upn: &str, stream: HostileStr
 }
 
 fn upserts(page: &mut Value) -> impl Iterator<Item = &mut serde_json::Map<String, Value>> {
-    page.get_mut("value")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_object_mut)
-        .filter(|o| !o.contains_key("@removed"))
+    page.get_mut("value").and_then(Value::as_array_mut).into_iter().flatten().filter_map(Value::as_object_mut).filter(|o| !o.contains_key("@removed"))
 }
 
 /// Apply one corruption to a parsed page.
@@ -129,17 +124,10 @@ pub fn corrupt(page: &mut Value, stream: HostileStream, c: &Corruption) {
         Corruption::WrongTypes => {
             for item in upserts(page) {
                 let set: &[(&str, Value)] = match stream {
-                    HostileStream::Messages => &[
-                        ("isRead", json!("yes")),
-                        ("receivedDateTime", json!("not a date")),
-                        ("categories", json!(5)),
-                    ],
-                    HostileStream::Events => &[
-                        ("isAllDay", json!("yes")),
-                        ("createdDateTime", json!("not a date")),
-                        ("categories", json!(5)),
-                        ("start", json!("tomorrow")),
-                    ],
+                    HostileStream::Messages => &[("isRead", json!("yes")), ("receivedDateTime", json!("not a date")), ("categories", json!(5))],
+                    HostileStream::Events => {
+                        &[("isAllDay", json!("yes")), ("createdDateTime", json!("not a date")), ("categories", json!(5)), ("start", json!("tomorrow"))]
+                    }
                     HostileStream::MailFolders => &[("totalItemCount", json!("many")), ("isHidden", json!("no"))],
                 };
                 for (k, v) in set {
@@ -217,11 +205,37 @@ pub mod fuzz {
     }
 
     const TOKENS: &[&str] = &[
-        "null", "true", "false", "0", "-1", "1e308", "-9223372036854775809", "18446744073709551616", "1.5", "\"\"",
-        "\"x\"", "[]", "{}", "[[[[[[[[[[[[[[[[[[[[", "{\"id\":", "\"value\":", "\"@removed\":{}", "\"id\":7",
-        "\"2024-02-30T25:61:00Z\"", "\"not a date\"", "\"\\u0000\"", "\"\\ud800\"", "\"@odata.nextLink\":",
-        "\"@odata.deltaLink\":", "\"https://evil.example.com/v1.0/x\"", ",", ":", "\"format_version\":",
-        "\"cursor\":", "\"seq\":", "\"files\":",
+        "null",
+        "true",
+        "false",
+        "0",
+        "-1",
+        "1e308",
+        "-9223372036854775809",
+        "18446744073709551616",
+        "1.5",
+        "\"\"",
+        "\"x\"",
+        "[]",
+        "{}",
+        "[[[[[[[[[[[[[[[[[[[[",
+        "{\"id\":",
+        "\"value\":",
+        "\"@removed\":{}",
+        "\"id\":7",
+        "\"2024-02-30T25:61:00Z\"",
+        "\"not a date\"",
+        "\"\\u0000\"",
+        "\"\\ud800\"",
+        "\"@odata.nextLink\":",
+        "\"@odata.deltaLink\":",
+        "\"https://evil.example.com/v1.0/x\"",
+        ",",
+        ":",
+        "\"format_version\":",
+        "\"cursor\":",
+        "\"seq\":",
+        "\"files\":",
     ];
 
     /// One random edit of `input`, using `other` for splices.
@@ -337,9 +351,10 @@ pub mod fuzz {
             check(c);
             summary.executions += 1;
         }
-        let seed = std::env::var("OUTLAKE_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
-        });
+        let seed = std::env::var("OUTLAKE_FUZZ_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1));
         let mut rng = Rng::new(seed);
         let t0 = Instant::now();
         while t0.elapsed() < budget {

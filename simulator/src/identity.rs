@@ -149,11 +149,21 @@ fn tenant_ok(sh: &Shared, st: &State, tenant: &str) -> bool {
 }
 
 fn unknown_tenant(tenant: &str) -> Response {
-    bad("invalid_request", 90002, &format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."))
+    bad(
+        "invalid_request",
+        90002,
+        &format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."),
+    )
 }
 
 fn unknown_client(client: &str, tenant: &str) -> Response {
-    bad("unauthorized_client", 700016, &format!("Application with identifier '{client}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."))
+    bad(
+        "unauthorized_client",
+        700016,
+        &format!(
+            "Application with identifier '{client}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+        ),
+    )
 }
 
 fn access_lifetime(st: &mut State) -> Duration {
@@ -201,7 +211,15 @@ fn delegated_success(sh: &Shared, st: &mut State, user: usize, requested: &[Stri
     let scopes = grant(st, requested);
     let life = access_lifetime(st);
     let at = fmt::opaque_token(48);
-    st.auth.access.insert(at.clone(), AccessToken { client_id: client_id.to_string(), principal: Principal::User { user, scopes: scopes.clone() }, expires: Instant::now() + life, revoked: false });
+    st.auth.access.insert(
+        at.clone(),
+        AccessToken {
+            client_id: client_id.to_string(),
+            principal: Principal::User { user, scopes: scopes.clone() },
+            expires: Instant::now() + life,
+            revoked: false,
+        },
+    );
     let mut shown: Vec<String> = scopes.clone();
     for o in ["openid", "profile", "email", "offline_access"] {
         if requested.iter().any(|r| r == o) {
@@ -254,9 +272,24 @@ pub async fn token(AxState(sh): AxState<Arc<Shared>>, Path(tenant): Path<String>
         return unknown_client(&client_id, &tenant);
     }
     let bad_secret = || {
-        token_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000215, &format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.", sh.client_id))
+        token_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            &format!(
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.",
+                sh.client_id
+            ),
+        )
     };
-    let no_secret = || token_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
+    let no_secret = || {
+        token_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        )
+    };
     if let Some(s) = &secret {
         if *s != sh.client_secret {
             return bad_secret();
@@ -275,7 +308,13 @@ pub async fn token(AxState(sh): AxState<Arc<Shared>>, Path(tenant): Path<String>
             }
             let ok = scopes.len() == 1 && (scopes[0] == format!("{GRAPH}/.default") || scopes[0] == format!("{GRAPH_APP_ID}/.default"));
             if !ok {
-                return bad("invalid_scope", 70011, &format!("The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."));
+                return bad(
+                    "invalid_scope",
+                    70011,
+                    &format!(
+                        "The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."
+                    ),
+                );
             }
             let life = access_lifetime(&mut st);
             let at = fmt::opaque_token(48);
@@ -293,13 +332,25 @@ pub async fn token(AxState(sh): AxState<Arc<Shared>>, Path(tenant): Path<String>
                 return bad("invalid_grant", 9002313, "Invalid request. Request is malformed or invalid.");
             };
             if c.redeemed {
-                return bad("invalid_grant", 54005, "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.");
+                return bad(
+                    "invalid_grant",
+                    54005,
+                    "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
+                );
             }
             if c.issued.elapsed() > Duration::from_secs(600) {
-                return bad("invalid_grant", 70008, "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.");
+                return bad(
+                    "invalid_grant",
+                    70008,
+                    "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
+                );
             }
             if form.get("redirect_uri").map(String::as_str) != Some(c.redirect_uri.as_str()) {
-                return bad("invalid_grant", 50148, "The redirect_uri specified in the token request does not match the redirect_uri used in the authorization request.");
+                return bad(
+                    "invalid_grant",
+                    50148,
+                    "The redirect_uri specified in the token request does not match the redirect_uri used in the authorization request.",
+                );
             }
             if let Some((challenge, method)) = &c.challenge {
                 let Some(verifier) = form.get("code_verifier") else {
@@ -328,11 +379,23 @@ pub async fn token(AxState(sh): AxState<Arc<Shared>>, Path(tenant): Path<String>
                 return bad("invalid_grant", 9002313, "Invalid request. Request is malformed or invalid.");
             };
             if r.dead {
-                return bad("invalid_grant", 70008, "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.");
+                return bad(
+                    "invalid_grant",
+                    70008,
+                    "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
+                );
             }
             if r.last_used.elapsed() > lifetime {
                 r.dead = true;
-                return bad("invalid_grant", 700082, &format!("The refresh token has expired due to inactivity. The token was issued on {} and was inactive for {:?}.", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.7fZ"), lifetime));
+                return bad(
+                    "invalid_grant",
+                    700082,
+                    &format!(
+                        "The refresh token has expired due to inactivity. The token was issued on {} and was inactive for {:?}.",
+                        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.7fZ"),
+                        lifetime
+                    ),
+                );
             }
             r.dead = true;
             let (user, mut requested) = (r.user, r.scopes.clone());
@@ -344,7 +407,13 @@ pub async fn token(AxState(sh): AxState<Arc<Shared>>, Path(tenant): Path<String>
                         }
                         requested = narrowed;
                     }
-                    Err(bad_scope) => return bad("invalid_scope", 70011, &format!("The provided value for the input parameter 'scope' is not valid. The scope '{bad_scope}' does not exist.")),
+                    Err(bad_scope) => {
+                        return bad(
+                            "invalid_scope",
+                            70011,
+                            &format!("The provided value for the input parameter 'scope' is not valid. The scope '{bad_scope}' does not exist."),
+                        );
+                    }
                 }
             }
             delegated_success(&sh, &mut st, user, &requested, &client_id)
@@ -367,7 +436,11 @@ pub async fn token(AxState(sh): AxState<Arc<Shared>>, Path(tenant): Path<String>
             match d.status {
                 DeviceStatus::Pending => bad("authorization_pending", 70016, "OAuth 2.0 device flow error. Authorization is pending. Continue polling."),
                 DeviceStatus::Declined => bad("authorization_declined", 70015, "The user declined to authorize the request."),
-                DeviceStatus::Redeemed => bad("invalid_grant", 54005, "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token."),
+                DeviceStatus::Redeemed => bad(
+                    "invalid_grant",
+                    54005,
+                    "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
+                ),
                 DeviceStatus::Approved => {
                     d.status = DeviceStatus::Redeemed;
                     let requested = d.requested.clone();
@@ -394,7 +467,12 @@ pub fn redirect_matches(registered: &str, given: &str) -> bool {
 }
 
 fn html_error(code: u32, message: &str) -> Response {
-    (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], format!("<html><body><h1>Sorry, but we're having trouble signing you in.</h1><p>AADSTS{code}: {message}</p></body></html>")).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        format!("<html><body><h1>Sorry, but we're having trouble signing you in.</h1><p>AADSTS{code}: {message}</p></body></html>"),
+    )
+        .into_response()
 }
 
 /// `GET /{tenant}/oauth2/v2.0/authorize`.
@@ -411,7 +489,12 @@ pub async fn authorize(AxState(sh): AxState<Arc<Shared>>, Path(tenant): Path<Str
     }
     let redirect = q.get("redirect_uri").cloned().unwrap_or_default();
     if !st.cfg.redirect_uris.iter().any(|r| redirect_matches(r, &redirect)) {
-        return html_error(50011, &format!("The redirect URI '{redirect}' specified in the request does not match the redirect URIs configured for the application '{client_id}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal."));
+        return html_error(
+            50011,
+            &format!(
+                "The redirect URI '{redirect}' specified in the request does not match the redirect URIs configured for the application '{client_id}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal."
+            ),
+        );
     }
     let mut target = url::Url::parse(&redirect).expect("matched a registered URI");
     let fragment = q.get("response_mode").map(String::as_str) == Some("fragment");
@@ -423,7 +506,10 @@ pub async fn authorize(AxState(sh): AxState<Arc<Shared>>, Path(tenant): Path<Str
         match parse_scopes(q.get("scope").map(String::as_str).unwrap_or_default()) {
             Err(s) => {
                 params.push(("error".into(), "invalid_scope".into()));
-                params.push(("error_description".into(), format!("AADSTS70011: The provided value for the input parameter 'scope' is not valid. The scope '{s}' is not valid.")));
+                params.push((
+                    "error_description".into(),
+                    format!("AADSTS70011: The provided value for the input parameter 'scope' is not valid. The scope '{s}' is not valid."),
+                ));
             }
             Ok(requested) => {
                 let Some(user) = st.signed_in_user() else {
@@ -431,7 +517,9 @@ pub async fn authorize(AxState(sh): AxState<Arc<Shared>>, Path(tenant): Path<Str
                 };
                 let code = fmt::opaque_token(96);
                 let challenge = q.get("code_challenge").map(|c| (c.clone(), q.get("code_challenge_method").cloned().unwrap_or_else(|| "plain".into())));
-                st.auth.codes.insert(code.clone(), AuthCode { redirect_uri: redirect.clone(), requested, user, challenge, issued: Instant::now(), redeemed: false });
+                st.auth
+                    .codes
+                    .insert(code.clone(), AuthCode { redirect_uri: redirect.clone(), requested, user, challenge, issued: Instant::now(), redeemed: false });
                 params.push(("code".into(), code));
             }
         }
@@ -462,13 +550,17 @@ pub async fn devicecode(AxState(sh): AxState<Arc<Shared>>, Path(tenant): Path<St
     }
     let requested = match parse_scopes(form.get("scope").map(String::as_str).unwrap_or_default()) {
         Ok(s) => s,
-        Err(s) => return bad("invalid_scope", 70011, &format!("The provided value for the input parameter 'scope' is not valid. The scope '{s}' is not valid.")),
+        Err(s) => {
+            return bad("invalid_scope", 70011, &format!("The provided value for the input parameter 'scope' is not valid. The scope '{s}' is not valid."));
+        }
     };
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let user_code: String = (0..9).map(|_| ALPHABET[st.rng.random_range(0..ALPHABET.len())] as char).collect();
     let device_code = fmt::opaque_token(96);
     let lifetime = st.cfg.device_code_lifetime;
-    st.auth.devices.insert(device_code.clone(), DeviceCode { user_code: user_code.clone(), requested, issued: Instant::now(), lifetime, status: DeviceStatus::Pending });
+    st.auth
+        .devices
+        .insert(device_code.clone(), DeviceCode { user_code: user_code.clone(), requested, issued: Instant::now(), lifetime, status: DeviceStatus::Pending });
     let uri = format!("{}/devicelogin", sh.url);
     let body: Value = json!({
         "user_code": user_code,
@@ -483,5 +575,10 @@ pub async fn devicecode(AxState(sh): AxState<Arc<Shared>>, Path(tenant): Path<St
 
 /// `GET /devicelogin`: tells a human how to approve a code on the simulator.
 pub async fn devicelogin() -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "outlake simulator: approve a device code with POST /_sim/devicecode {\"user_code\":\"…\",\"approve\":true}\n").into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "outlake simulator: approve a device code with POST /_sim/devicecode {\"user_code\":\"…\",\"approve\":true}\n",
+    )
+        .into_response()
 }

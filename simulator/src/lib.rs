@@ -106,14 +106,8 @@ impl Simulator {
         let client_id = fmt::guid(&mut ids);
         let client_secret = format!("sim~{}", fmt::exchange_id(&mut ids, "", 27).replace(['=', '-', '_'], "x"));
         let state = State::new(config);
-        let shared = Arc::new(Shared {
-            state: Mutex::new(state),
-            tenant_id,
-            client_id,
-            client_secret,
-            url: format!("http://{addr}"),
-            replay: Replay::default(),
-        });
+        let shared =
+            Arc::new(Shared { state: Mutex::new(state), tenant_id, client_id, client_secret, url: format!("http://{addr}"), replay: Replay::default() });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app = router(shared.clone());
         let task = tokio::spawn(async move {

@@ -31,9 +31,7 @@ pub struct User {
 impl World {
     /// Index of the user with this id or UPN (case-insensitive UPN).
     pub fn user_index(&self, key: &str) -> Option<usize> {
-        self.users
-            .iter()
-            .position(|u| u.id == key || u.upn.eq_ignore_ascii_case(key))
+        self.users.iter().position(|u| u.id == key || u.upn.eq_ignore_ascii_case(key))
     }
 }
 

@@ -118,10 +118,7 @@ impl Mutation {
 /// The next modification time: now, but always after the previous one.
 fn next_time(prev: Option<&Value>, parse_fmt: bool) -> DateTime<Utc> {
     let now = Utc::now();
-    let prev = prev
-        .and_then(Value::as_str)
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|d| d.with_timezone(&Utc));
+    let prev = prev.and_then(Value::as_str).and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|d| d.with_timezone(&Utc));
     let step = if parse_fmt { Duration::seconds(1) } else { Duration::milliseconds(1) };
     match prev {
         Some(p) if p + step > now => p + step,
@@ -180,17 +177,20 @@ pub fn apply(world: &mut World, rng: &mut StdRng, m: Mutation) -> Result<Value, 
             let props = seed::message_props(rng, &owner, wk.as_deref(), now, subject);
             let (imm, reg) = seed::new_message_ids(rng);
             let v = mb.bump();
-            seed::insert_message(mb, Message {
-                seq: 0,
-                immutable_id: imm.clone(),
-                regular_id: reg.clone(),
-                folder_id: fid.clone(),
-                created_version: v,
-                entered_version: v,
-                version: v,
-                props,
-                cache: Vec::new(),
-            });
+            seed::insert_message(
+                mb,
+                Message {
+                    seq: 0,
+                    immutable_id: imm.clone(),
+                    regular_id: reg.clone(),
+                    folder_id: fid.clone(),
+                    created_version: v,
+                    entered_version: v,
+                    version: v,
+                    props,
+                    cache: Vec::new(),
+                },
+            );
             touch_folder(mb, &fid, v);
             Ok(json!({"id": imm, "regular_id": reg, "folder": fid}))
         }
@@ -205,7 +205,8 @@ pub fn apply(world: &mut World, rng: &mut StdRng, m: Mutation) -> Result<Value, 
                 _ => "flagged",
             };
             msg.props.insert("flag".into(), json!({"flagStatus": flag}));
-            let cats = if msg.props.get("categories").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) { json!([]) } else { json!(["Purple category"]) };
+            let cats =
+                if msg.props.get("categories").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) { json!([]) } else { json!(["Purple category"]) };
             msg.props.insert("categories".into(), cats);
             touch_message(msg, rng, v);
             let fid = msg.folder_id.clone();
@@ -235,7 +236,12 @@ pub fn apply(world: &mut World, rng: &mut StdRng, m: Mutation) -> Result<Value, 
                 return Ok(json!({"id": id, "regular_id": msg.regular_id}));
             }
             let from = std::mem::replace(&mut msg.folder_id, to.clone());
-            let tomb = MessageTombstone { immutable_id: msg.immutable_id.clone(), regular_id: std::mem::replace(&mut msg.regular_id, new_reg.clone()), entered: msg.entered_version, left: v };
+            let tomb = MessageTombstone {
+                immutable_id: msg.immutable_id.clone(),
+                regular_id: std::mem::replace(&mut msg.regular_id, new_reg.clone()),
+                entered: msg.entered_version,
+                left: v,
+            };
             msg.entered_version = v;
             touch_message(msg, rng, v);
             let unread = if msg.is_read() { 0 } else { 1 };

@@ -22,19 +22,12 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(headers: &HeaderMap) -> Ctx {
         let request_id = fmt::request_id();
-        let client_request_id = headers
-            .get("client-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .unwrap_or_else(|| request_id.clone());
+        let client_request_id = headers.get("client-request-id").and_then(|v| v.to_str().ok()).map(str::to_string).unwrap_or_else(|| request_id.clone());
         Ctx { request_id, client_request_id }
     }
 
     fn builder(&self, status: StatusCode) -> axum::http::response::Builder {
-        Response::builder()
-            .status(status)
-            .header("request-id", &self.request_id)
-            .header("client-request-id", &self.client_request_id)
+        Response::builder().status(status).header("request-id", &self.request_id).header("client-request-id", &self.client_request_id)
     }
 
     /// A JSON body with the correlation headers.

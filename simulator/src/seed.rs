@@ -20,20 +20,74 @@ use crate::fmt;
 use crate::model::{Event, Folder, Mailbox, Message, User, World};
 use crate::tz;
 
-const GIVEN: &[&str] = &[
-    "Adele", "Alex", "Diego", "Grady", "Henrietta", "Isaiah", "Johanna", "Joni", "Lee", "Lidia",
-    "Lynne", "Megan", "Miriam", "Nestor", "Patti", "Pradeep",
-];
+const GIVEN: &[&str] =
+    &["Adele", "Alex", "Diego", "Grady", "Henrietta", "Isaiah", "Johanna", "Joni", "Lee", "Lidia", "Lynne", "Megan", "Miriam", "Nestor", "Patti", "Pradeep"];
 const SURNAME: &[&str] = &[
-    "Vance", "Wilber", "Siciliani", "Archie", "Mueller", "Langer", "Lorenz", "Sherman", "Gu",
-    "Holloway", "Robbins", "Bowen", "Graham", "Wilke", "Fernandez", "Gupta",
+    "Vance",
+    "Wilber",
+    "Siciliani",
+    "Archie",
+    "Mueller",
+    "Langer",
+    "Lorenz",
+    "Sherman",
+    "Gu",
+    "Holloway",
+    "Robbins",
+    "Bowen",
+    "Graham",
+    "Wilke",
+    "Fernandez",
+    "Gupta",
 ];
 const WORDS: &[&str] = &[
-    "quarterly", "review", "budget", "meeting", "project", "launch", "customer", "feedback",
-    "schedule", "update", "design", "report", "invoice", "travel", "contract", "draft", "agenda",
-    "roadmap", "release", "planning", "hiring", "onboarding", "security", "incident", "metrics",
-    "forecast", "partner", "workshop", "training", "survey", "the", "and", "for", "with", "about",
-    "please", "next", "week", "team", "notes", "follow", "up", "on", "our", "new", "Zürich", "café",
+    "quarterly",
+    "review",
+    "budget",
+    "meeting",
+    "project",
+    "launch",
+    "customer",
+    "feedback",
+    "schedule",
+    "update",
+    "design",
+    "report",
+    "invoice",
+    "travel",
+    "contract",
+    "draft",
+    "agenda",
+    "roadmap",
+    "release",
+    "planning",
+    "hiring",
+    "onboarding",
+    "security",
+    "incident",
+    "metrics",
+    "forecast",
+    "partner",
+    "workshop",
+    "training",
+    "survey",
+    "the",
+    "and",
+    "for",
+    "with",
+    "about",
+    "please",
+    "next",
+    "week",
+    "team",
+    "notes",
+    "follow",
+    "up",
+    "on",
+    "our",
+    "new",
+    "Zürich",
+    "café",
 ];
 const CATEGORIES: &[&str] = &["Red category", "Blue category", "Green category", "Yellow category"];
 
@@ -96,13 +150,7 @@ fn body(rng: &mut StdRng) -> (String, String) {
 }
 
 /// Full message properties (without id, parentFolderId, webLink).
-pub fn message_props(
-    rng: &mut StdRng,
-    owner: &Person,
-    folder_kind: Option<&str>,
-    received: DateTime<Utc>,
-    subject: Option<String>,
-) -> Map<String, Value> {
+pub fn message_props(rng: &mut StdRng, owner: &Person, folder_kind: Option<&str>, received: DateTime<Utc>, subject: Option<String>) -> Map<String, Value> {
     let is_sent = matches!(folder_kind, Some("sentitems") | Some("outbox"));
     let is_draft = folder_kind == Some("drafts");
     let other = external_person(rng);
@@ -115,9 +163,7 @@ pub fn message_props(
         }
         (other, to)
     };
-    let cc: Vec<Person> = (0..rng.random_range(0..3).min(rng.random_range(0..3)))
-        .map(|_| external_person(rng))
-        .collect();
+    let cc: Vec<Person> = (0..rng.random_range(0..3).min(rng.random_range(0..3))).map(|_| external_person(rng)).collect();
     let (html, text) = body(rng);
     let preview: String = text.chars().take(255).collect();
     let subject = subject.unwrap_or_else(|| {
@@ -135,11 +181,7 @@ pub fn message_props(
     let mut conv_index = [0u8; 22];
     rng.fill_bytes(&mut conv_index);
     use base64::Engine;
-    let imid = format!(
-        "<{}@{}.prod.outlook.com>",
-        fmt::exchange_id(rng, "PH0PR04MB", 12).replace(['=', '-', '_'], "A"),
-        "PH0PR04MB7654.namprd04"
-    );
+    let imid = format!("<{}@{}.prod.outlook.com>", fmt::exchange_id(rng, "PH0PR04MB", 12).replace(['=', '-', '_'], "A"), "PH0PR04MB7654.namprd04");
     let mut p = Map::new();
     p.insert("createdDateTime".into(), json!(fmt::msg_ts(received)));
     p.insert("lastModifiedDateTime".into(), json!(fmt::msg_ts(received + Duration::seconds(rng.random_range(0..5)))));
@@ -193,11 +235,7 @@ pub fn event(rng: &mut StdRng, owner: &Person, id: String, spec: EventSpec, crea
     for i in 0..rng.random_range(0..5) {
         let p = if i == 0 && !organizer_is_owner { owner.clone() } else { external_person(rng) };
         let resp = *["none", "accepted", "tentativelyAccepted", "declined", "notResponded"].choose(rng).unwrap();
-        let time = if resp == "none" || resp == "notResponded" {
-            "0001-01-01T00:00:00Z".to_string()
-        } else {
-            fmt::msg_ts(created + Duration::hours(1))
-        };
+        let time = if resp == "none" || resp == "notResponded" { "0001-01-01T00:00:00Z".to_string() } else { fmt::msg_ts(created + Duration::hours(1)) };
         attendees.push(json!({
             "type": if rng.random_bool(0.8) { "required" } else { "optional" },
             "status": {"response": resp, "time": time},
@@ -231,7 +269,13 @@ pub fn event(rng: &mut StdRng, owner: &Person, id: String, spec: EventSpec, crea
     p.insert("seriesMasterId".into(), json!(spec.series_master_id));
     p.insert("showAs".into(), json!(if spec.all_day { "free" } else { *["busy", "busy", "tentative", "oof", "workingElsewhere"].choose(rng).unwrap() }));
     p.insert("type".into(), json!(spec.kind));
-    p.insert("webLink".into(), json!(format!("https://outlook.office365.com/owa/?itemid={}&exvsurl=1&path=/calendar/item", url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>())));
+    p.insert(
+        "webLink".into(),
+        json!(format!(
+            "https://outlook.office365.com/owa/?itemid={}&exvsurl=1&path=/calendar/item",
+            url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+        )),
+    );
     p.insert("onlineMeetingUrl".into(), Value::Null);
     p.insert("isOnlineMeeting".into(), json!(online));
     p.insert("onlineMeetingProvider".into(), json!(if online { "teamsForBusiness" } else { "unknown" }));
@@ -241,11 +285,21 @@ pub fn event(rng: &mut StdRng, owner: &Person, id: String, spec: EventSpec, crea
     p.insert("responseStatus".into(), json!({"response": if organizer_is_owner { "organizer" } else { "accepted" }, "time": "0001-01-01T00:00:00Z"}));
     p.insert("body".into(), json!({"contentType": "html", "content": html}));
     p.insert("location".into(), json!({"displayName": location, "locationType": "default", "uniqueIdType": if location.is_empty() { "unknown" } else { "private" }, "address": {}, "coordinates": {}}));
-    p.insert("locations".into(), if location.is_empty() { json!([]) } else { json!([{"displayName": location, "locationType": "default", "uniqueIdType": "private"}]) });
+    p.insert(
+        "locations".into(),
+        if location.is_empty() { json!([]) } else { json!([{"displayName": location, "locationType": "default", "uniqueIdType": "private"}]) },
+    );
     p.insert("recurrence".into(), Value::Null);
     p.insert("attendees".into(), Value::Array(attendees));
     p.insert("organizer".into(), recipient(&organizer));
-    p.insert("onlineMeeting".into(), if online { json!({"joinUrl": format!("https://teams.microsoft.com/l/meetup-join/19%3ameeting_{}%40thread.v2/0", fmt::opaque_token(18))}) } else { Value::Null });
+    p.insert(
+        "onlineMeeting".into(),
+        if online {
+            json!({"joinUrl": format!("https://teams.microsoft.com/l/meetup-join/19%3ameeting_{}%40thread.v2/0", fmt::opaque_token(18))})
+        } else {
+            Value::Null
+        },
+    );
     if let Some(os) = spec.original_start {
         p.insert("originalStart".into(), json!(fmt::msg_ts(os)));
     }
@@ -338,13 +392,7 @@ pub fn world(cfg: &SimConfig, rng: &mut StdRng) -> World {
         let suffix = if i >= GIVEN.len() { format!("{}", i / GIVEN.len()) } else { String::new() };
         let upn = format!("{}.{}{}@{}", g.to_lowercase(), s.to_lowercase(), suffix, domain);
         let has_mailbox = !(cfg.users >= 2 && i == cfg.users - 1);
-        let mut u = User {
-            id: fmt::guid(rng),
-            upn: upn.clone(),
-            display_name: format!("{g} {s}"),
-            mail: has_mailbox.then(|| upn.clone()),
-            mailbox: None,
-        };
+        let mut u = User { id: fmt::guid(rng), upn: upn.clone(), display_name: format!("{g} {s}"), mail: has_mailbox.then(|| upn.clone()), mailbox: None };
         if has_mailbox {
             u.mailbox = Some(mailbox(cfg, rng, &owner(&u), anchor));
         }
@@ -406,17 +454,20 @@ fn mailbox(cfg: &SimConfig, rng: &mut StdRng, owner: &Person, anchor: DateTime<U
         let props = message_props(rng, owner, chosen.1.as_deref(), received, None);
         let (imm, reg) = new_message_ids(rng);
         let v = mb.bump();
-        insert_message(&mut mb, Message {
-            seq: 0,
-            immutable_id: imm,
-            regular_id: reg,
-            folder_id: chosen.0.clone(),
-            created_version: v,
-            entered_version: v,
-            version: v,
-            props,
-            cache: Vec::new(),
-        });
+        insert_message(
+            &mut mb,
+            Message {
+                seq: 0,
+                immutable_id: imm,
+                regular_id: reg,
+                folder_id: chosen.0.clone(),
+                created_version: v,
+                entered_version: v,
+                version: v,
+                props,
+                cache: Vec::new(),
+            },
+        );
     }
 
     // Events.

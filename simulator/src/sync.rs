@@ -221,7 +221,13 @@ impl Sync {
                 let coll = match self.coll_index.get(&key) {
                     Some(c) => *c,
                     None => {
-                        self.colls.push(Collection { user: req.user, kind: req.kind.clone(), highest: 0, kept: VecDeque::new(), tokens_by_gen: VecDeque::new() });
+                        self.colls.push(Collection {
+                            user: req.user,
+                            kind: req.kind.clone(),
+                            highest: 0,
+                            kept: VecDeque::new(),
+                            tokens_by_gen: VecDeque::new(),
+                        });
                         self.coll_index.insert(key, self.colls.len() - 1);
                         self.colls.len() - 1
                     }
@@ -356,8 +362,7 @@ fn build_round(mb: &Mailbox, kind: &CollKind, w: u64, immutable: bool, top: Opti
                     for t in ts.iter().filter(|t| t.entered <= w && t.left > w) {
                         let id = if immutable { &t.immutable_id } else { &t.regular_id };
                         // Moved away and back again: the item is reported present, not removed.
-                        let back = immutable
-                            && mb.message_index.get(id).and_then(|s| mb.messages.get(s)).is_some_and(|m| m.folder_id == *folder);
+                        let back = immutable && mb.message_index.get(id).and_then(|s| mb.messages.get(s)).is_some_and(|m| m.folder_id == *folder);
                         if !back {
                             entries.push(Entry::Removed(id.clone()));
                         }

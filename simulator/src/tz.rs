@@ -22,22 +22,12 @@ const WINDOWS: &[(&str, &str)] = &[
 ];
 
 /// Windows zone names the world generator uses for events.
-pub const EVENT_ZONES: &[&str] = &[
-    "UTC",
-    "Pacific Standard Time",
-    "Eastern Standard Time",
-    "W. Europe Standard Time",
-    "India Standard Time",
-];
+pub const EVENT_ZONES: &[&str] = &["UTC", "Pacific Standard Time", "Eastern Standard Time", "W. Europe Standard Time", "India Standard Time"];
 
 /// Resolves a Windows or IANA zone name; `None` for unknown names.
 pub fn resolve(name: &str) -> Option<Tz> {
     let n = name.trim().trim_matches('"');
-    WINDOWS
-        .iter()
-        .find(|(w, _)| w.eq_ignore_ascii_case(n))
-        .and_then(|(_, iana)| iana.parse().ok())
-        .or_else(|| n.parse().ok())
+    WINDOWS.iter().find(|(w, _)| w.eq_ignore_ascii_case(n)).and_then(|(_, iana)| iana.parse().ok()).or_else(|| n.parse().ok())
 }
 
 /// The wall-clock time of `t` in zone `name` (UTC when unknown).
@@ -54,9 +44,7 @@ pub fn to_utc(local: NaiveDateTime, name: &str) -> DateTime<Utc> {
         Some(tz) => match tz.from_local_datetime(&local) {
             chrono::LocalResult::Single(t) => t.with_timezone(&Utc),
             chrono::LocalResult::Ambiguous(a, _) => a.with_timezone(&Utc),
-            chrono::LocalResult::None => {
-                to_utc(local + chrono::Duration::hours(1), name) - chrono::Duration::hours(1)
-            }
+            chrono::LocalResult::None => to_utc(local + chrono::Duration::hours(1), name) - chrono::Duration::hours(1),
         },
         None => Utc.from_utc_datetime(&local),
     }

@@ -63,12 +63,7 @@ pub struct MessageShape {
 
 impl MessageShape {
     fn key(&self) -> String {
-        format!(
-            "{}{}|{}",
-            self.immutable as u8,
-            self.text_body as u8,
-            self.select.as_ref().map(|s| s.join(",")).unwrap_or_else(|| "*".into())
-        )
+        format!("{}{}|{}", self.immutable as u8, self.text_body as u8, self.select.as_ref().map(|s| s.join(",")).unwrap_or_else(|| "*".into()))
     }
 }
 
@@ -156,10 +151,7 @@ pub fn event_value(e: &Event, zone: Option<&str>) -> Value {
         )
     } else {
         let z = zone.filter(|z| tz::resolve(z).is_some()).unwrap_or("UTC");
-        (
-            json!({"dateTime": fmt::local_ts(tz::to_local(e.start, z)), "timeZone": z}),
-            json!({"dateTime": fmt::local_ts(tz::to_local(e.end, z)), "timeZone": z}),
-        )
+        (json!({"dateTime": fmt::local_ts(tz::to_local(e.start, z)), "timeZone": z}), json!({"dateTime": fmt::local_ts(tz::to_local(e.end, z)), "timeZone": z}))
     };
     out.insert("start".into(), start);
     out.insert("end".into(), end);
@@ -195,9 +187,5 @@ pub fn folder_value(f: &Folder, child_count: usize) -> Value {
 
 /// `{"@odata.type":…,"id":…,"@removed":{"reason":"deleted"}}`.
 pub fn removal(odata_type: &str, id: &str) -> Bytes {
-    Bytes::from(
-        serde_json::to_vec(&json!({"@odata.type": odata_type, "id": id, "@removed": {"reason": "deleted"}}))
-            .expect("json"),
-    )
+    Bytes::from(serde_json::to_vec(&json!({"@odata.type": odata_type, "id": id, "@removed": {"reason": "deleted"}})).expect("json"))
 }
-

@@ -11,11 +11,7 @@ pub use outlake_pipeline::lake::{LakeError, LakeErrorKind};
 
 /// A storage failure on `url` while doing `what` (a phrase such as "write commit record").
 pub(crate) fn storage(what: &str, url: &str, err: &dyn std::fmt::Display, fix: &str) -> LakeError {
-    LakeError::new(
-        LakeErrorKind::Storage,
-        Some(url.to_string()),
-        format!("could not {what} {url}: {err}; {fix}"),
-    )
+    LakeError::new(LakeErrorKind::Storage, Some(url.to_string()), format!("could not {what} {url}: {err}; {fix}"))
 }
 
 /// A corrupt or unreadable persisted object.
@@ -29,5 +25,4 @@ pub(crate) fn config(url: &str, message: impl Into<String>) -> LakeError {
 }
 
 /// The fix most storage failures share.
-pub(crate) const CHECK_STORE: &str =
-    "check the storage URL, credentials and network access, then run again (a rerun resumes from the last commit)";
+pub(crate) const CHECK_STORE: &str = "check the storage URL, credentials and network access, then run again (a rerun resumes from the last commit)";

@@ -11,15 +11,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
-use object_store::path::Path;
 use object_store::ObjectStore;
-use outlake_pipeline::lake::{latest_per_id, CommitRequest, Lake, StagedWriter};
+use object_store::path::Path;
+use outlake_pipeline::lake::{CommitRequest, Lake, StagedWriter, latest_per_id};
 use outlake_pipeline::model::{Checkpoint, KeyState, PartitionKey, Stream};
 
-use crate::error::{storage, LakeError, CHECK_STORE};
+use crate::error::{CHECK_STORE, LakeError, storage};
 use crate::parquet::writer::{ObjectStagedWriter, WriterSettings};
 use crate::parquet::{commit, layout, reader};
-use crate::store::{build_store, StoreRoot};
+use crate::store::{StoreRoot, build_store};
 
 /// Files read concurrently by `current_keys`.
 const READ_CONCURRENCY: usize = 8;
@@ -52,11 +52,7 @@ pub async fn open_lake(
 impl ObjectLake {
     /// A lake over an existing store (tests, wrappers). Commit records go to `checkpoints`, or
     /// to `_state/` in `store` when `None`.
-    pub fn from_store(
-        store: Arc<dyn ObjectStore>,
-        checkpoints: Option<Arc<dyn ObjectStore>>,
-        settings: WriterSettings,
-    ) -> ObjectLake {
+    pub fn from_store(store: Arc<dyn ObjectStore>, checkpoints: Option<Arc<dyn ObjectStore>>, settings: WriterSettings) -> ObjectLake {
         let data = StoreRoot::new(store.clone(), store.to_string());
         let state = match checkpoints {
             Some(c) => StoreRoot::new(c.clone(), c.to_string()),
@@ -82,18 +78,9 @@ impl ObjectLake {
     /// Committed table files of one mailbox in a table, with their sizes.
     pub async fn table_files(&self, stream: Stream, mailbox_id: &str) -> Result<Vec<(Path, u64)>, LakeError> {
         let dir = Path::from(layout::table_dir(stream, mailbox_id));
-        let metas: Vec<_> = self
-            .data
-            .store
-            .list(Some(&dir))
-            .try_collect()
-            .await
-            .map_err(|e| storage("list table files in", &self.data.url_of(&dir), &e, CHECK_STORE))?;
-        let mut files: Vec<_> = metas
-            .into_iter()
-            .filter(|m| m.location.extension() == Some(layout::PARQUET_EXT))
-            .map(|m| (m.location, m.size))
-            .collect();
+        let metas: Vec<_> =
+            self.data.store.list(Some(&dir)).try_collect().await.map_err(|e| storage("list table files in", &self.data.url_of(&dir), &e, CHECK_STORE))?;
+        let mut files: Vec<_> = metas.into_iter().filter(|m| m.location.extension() == Some(layout::PARQUET_EXT)).map(|m| (m.location, m.size)).collect();
         files.sort();
         Ok(files)
     }
@@ -128,14 +115,8 @@ impl Lake for ObjectLake {
             Stream::Messages => partition.folder_id.as_deref(),
             _ => None,
         };
-        let reads: Vec<_> = files
-            .iter()
-            .map(|(path, size)| reader::read_key_rows(&self.data, path, *size, &partition.mailbox_id, folder))
-            .collect();
-        let chunks: Vec<_> = futures::stream::iter(reads)
-            .buffer_unordered(READ_CONCURRENCY)
-            .try_collect()
-            .await?;
+        let reads: Vec<_> = files.iter().map(|(path, size)| reader::read_key_rows(&self.data, path, *size, &partition.mailbox_id, folder)).collect();
+        let chunks: Vec<_> = futures::stream::iter(reads).buffer_unordered(READ_CONCURRENCY).try_collect().await?;
         Ok(latest_per_id(chunks.into_iter().flatten()))
     }
 

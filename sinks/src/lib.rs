@@ -17,5 +17,5 @@ pub mod store;
 pub mod vacuum;
 
 pub use error::{LakeError, LakeErrorKind};
-pub use lake::{open_lake, ObjectLake};
+pub use lake::{ObjectLake, open_lake};
 pub use parquet::writer::WriterSettings;

@@ -23,6 +23,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock, Mutex};
 
+use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
@@ -30,10 +31,9 @@ use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::ObjectStore;
 use url::Url;
 
-use crate::error::{config, LakeError};
+use crate::error::{LakeError, config};
 
 /// A store and the URL its paths are relative to.
 #[derive(Debug, Clone)]
@@ -56,10 +56,7 @@ impl StoreRoot {
 
     /// A view of this store under `sub` (used for the default checkpoint root).
     pub fn child(&self, sub: &str) -> StoreRoot {
-        StoreRoot {
-            store: Arc::new(PrefixStore::new(self.store.clone(), sub)),
-            url: format!("{}/{}", self.url, sub),
-        }
+        StoreRoot { store: Arc::new(PrefixStore::new(self.store.clone(), sub)), url: format!("{}/{}", self.url, sub) }
     }
 }
 
@@ -74,23 +71,20 @@ pub fn memory_store(name: &str) -> Arc<InMemory> {
 /// Build the store a URL names. See the module docs for schemes and options.
 pub fn build_store(url: &str, options: &BTreeMap<String, String>) -> Result<StoreRoot, LakeError> {
     let parsed = Url::parse(url).map_err(|e| {
-        config(url, format!("`{url}` is not a valid storage URL ({e}); use e.g. file:///data/outlake, s3://bucket/prefix, az://container/prefix or gs://bucket/prefix"))
+        config(
+            url,
+            format!("`{url}` is not a valid storage URL ({e}); use e.g. file:///data/outlake, s3://bucket/prefix, az://container/prefix or gs://bucket/prefix"),
+        )
     })?;
     let shown = display_url(&parsed);
-    let prefix = Path::from_url_path(parsed.path()).map_err(|e| {
-        config(&shown, format!("the path of `{shown}` is not a valid object path ({e}); remove empty segments, `.` and `..`"))
-    })?;
+    let prefix = Path::from_url_path(parsed.path())
+        .map_err(|e| config(&shown, format!("the path of `{shown}` is not a valid object path ({e}); remove empty segments, `.` and `..`")))?;
     let store: Arc<dyn ObjectStore> = match parsed.scheme() {
         "file" => {
-            let dir = parsed.to_file_path().map_err(|()| {
-                config(&shown, format!("`{shown}` is not an absolute local path; write file:///absolute/path"))
-            })?;
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                config(&shown, format!("could not create the directory {}: {e}; check that the parent exists and is writable", dir.display()))
-            })?;
-            let fs = LocalFileSystem::new_with_prefix(&dir).map_err(|e| {
-                config(&shown, format!("could not open {} as a store: {e}", dir.display()))
-            })?;
+            let dir = parsed.to_file_path().map_err(|()| config(&shown, format!("`{shown}` is not an absolute local path; write file:///absolute/path")))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| config(&shown, format!("could not create the directory {}: {e}; check that the parent exists and is writable", dir.display())))?;
+            let fs = LocalFileSystem::new_with_prefix(&dir).map_err(|e| config(&shown, format!("could not open {} as a store: {e}", dir.display())))?;
             // Commit records must survive power loss once `commit` returned: fsync files and
             // their directories on every write and rename.
             return Ok(StoreRoot::new(Arc::new(fs.with_fsync(true)), shown));
@@ -111,7 +105,9 @@ pub fn build_store(url: &str, options: &BTreeMap<String, String>) -> Result<Stor
         "az" | "azure" | "abfs" | "abfss" | "adl" => {
             let mut b = MicrosoftAzureBuilder::from_env().with_url(url);
             for (k, v) in options.iter().filter(|(k, _)| !foreign(k, "azure_")) {
-                let key: AzureConfigKey = k.parse().map_err(|_| unknown_option(&shown, k, "azure_storage_account_name, azure_storage_account_key, azure_storage_use_emulator, azure_client_id"))?;
+                let key: AzureConfigKey = k.parse().map_err(|_| {
+                    unknown_option(&shown, k, "azure_storage_account_name, azure_storage_account_key, azure_storage_use_emulator, azure_client_id")
+                })?;
                 b = b.with_config(key, v);
             }
             Arc::new(b.build().map_err(|e| build_failed(&shown, &e, "AZURE_* variables or azure_* options"))?)
@@ -125,7 +121,10 @@ pub fn build_store(url: &str, options: &BTreeMap<String, String>) -> Result<Stor
             Arc::new(b.build().map_err(|e| build_failed(&shown, &e, "GOOGLE_* variables or google_* options"))?)
         }
         other => {
-            return Err(config(&shown, format!("unsupported storage URL scheme `{other}:` in `{shown}`; use file://, s3://, az://, abfss://, gs:// or memory://")));
+            return Err(config(
+                &shown,
+                format!("unsupported storage URL scheme `{other}:` in `{shown}`; use file://, s3://, az://, abfss://, gs:// or memory://"),
+            ));
         }
     };
     Ok(StoreRoot::new(with_prefix(store, &prefix), shown))
@@ -138,11 +137,7 @@ fn foreign(key: &str, own: &str) -> bool {
 }
 
 fn with_prefix(store: Arc<dyn ObjectStore>, prefix: &Path) -> Arc<dyn ObjectStore> {
-    if prefix.as_ref().is_empty() {
-        store
-    } else {
-        Arc::new(PrefixStore::new(store, prefix.clone()))
-    }
+    if prefix.as_ref().is_empty() { store } else { Arc::new(PrefixStore::new(store, prefix.clone())) }
 }
 
 /// The URL without password, query or fragment (they may hold secrets such as SAS tokens).
@@ -195,11 +190,7 @@ mod tests {
         let o = opts(&[("azure_storage_use_emulator", "true")]);
         let az = build_store("az://container/prefix", &o).unwrap();
         assert_eq!(az.url, "az://container/prefix");
-        let abfss = build_store(
-            "abfss://container@account.dfs.core.windows.net",
-            &opts(&[("azure_storage_account_key", "a2V5")]),
-        )
-        .unwrap();
+        let abfss = build_store("abfss://container@account.dfs.core.windows.net", &opts(&[("azure_storage_account_key", "a2V5")])).unwrap();
         assert!(abfss.store.to_string().contains("container"), "{}", abfss.store);
     }
 

@@ -13,11 +13,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::TryStreamExt;
-use object_store::path::Path;
 use object_store::ObjectStoreExt;
+use object_store::path::Path;
 use outlake_pipeline::model::StagedFile;
 
-use crate::error::{storage, LakeError, CHECK_STORE};
+use crate::error::{CHECK_STORE, LakeError, storage};
 use crate::parquet::{commit, layout};
 use crate::store::StoreRoot;
 

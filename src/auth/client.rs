@@ -231,10 +231,9 @@ pub fn classify(error: &str, description: Option<&str>) -> TokenFailure {
             };
             TokenFailure::Client { code, hint }
         }
-        "unauthorized_client" | "invalid_scope" | "unsupported_grant_type" | "invalid_resource" => TokenFailure::Client {
-            code,
-            hint: "check the tenant, the client id, the scopes and the app registration".to_string(),
-        },
+        "unauthorized_client" | "invalid_scope" | "unsupported_grant_type" | "invalid_resource" => {
+            TokenFailure::Client { code, hint: "check the tenant, the client id, the scopes and the app registration".to_string() }
+        }
         _ => TokenFailure::Other { code },
     }
 }

@@ -22,12 +22,8 @@ pub async fn login(cfg: &Config, no_browser: bool, timeout: Duration) -> Result<
     let path = cache::cache_path(cfg).map_err(LoginError::Config)?;
     let scopes = client::sign_in_scopes(cfg);
 
-    let details: DeviceAuth = oauth
-        .exchange_device_code()
-        .add_scopes(scopes.iter().cloned().map(Scope::new))
-        .request_async(&http)
-        .await
-        .map_err(|e| match e {
+    let details: DeviceAuth =
+        oauth.exchange_device_code().add_scopes(scopes.iter().cloned().map(Scope::new)).request_async(&http).await.map_err(|e| match e {
             RequestTokenError::ServerResponse(r) => match client::classify_basic(&r) {
                 TokenFailure::Client { code, hint } => LoginError::Auth(format!("the device code endpoint refused the app: {code}: {hint}")),
                 TokenFailure::SignInAgain { code } | TokenFailure::Transient { code } | TokenFailure::Other { code } => {
@@ -55,9 +51,7 @@ pub async fn login(cfg: &Config, no_browser: bool, timeout: Duration) -> Result<
         timeout.as_secs()
     );
 
-    let poll = oauth
-        .exchange_device_access_token(&details)
-        .request_async(&http, tokio::time::sleep, None);
+    let poll = oauth.exchange_device_access_token(&details).request_async(&http, tokio::time::sleep, None);
     let resp = match tokio::time::timeout(timeout, poll).await {
         Err(_) => {
             return Err(LoginError::Auth(format!(
@@ -96,10 +90,9 @@ fn describe_poll_error(e: &RequestTokenError<super::http::OAuthHttpError, Device
                 other => {
                     let name = other.as_ref();
                     match name {
-                        "authorization_declined" => LoginError::Auth(format!(
-                            "{}: the user declined the sign-in; run outlake auth login --device-code to try again",
-                            with_aad(name)
-                        )),
+                        "authorization_declined" => {
+                            LoginError::Auth(format!("{}: the user declined the sign-in; run outlake auth login --device-code to try again", with_aad(name)))
+                        }
                         "bad_verification_code" => LoginError::Auth(format!(
                             "{}: the identity platform does not know this device code; run outlake auth login --device-code again",
                             with_aad(name)

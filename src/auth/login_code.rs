@@ -27,11 +27,7 @@ pub async fn login(cfg: &Config, no_browser: bool, timeout: Duration) -> Result<
 
     let scopes = client::sign_in_scopes(cfg);
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (auth_url, state) = oauth
-        .authorize_url(CsrfToken::new_random)
-        .add_scopes(scopes.iter().cloned().map(Scope::new))
-        .set_pkce_challenge(challenge)
-        .url();
+    let (auth_url, state) = oauth.authorize_url(CsrfToken::new_random).add_scopes(scopes.iter().cloned().map(Scope::new)).set_pkce_challenge(challenge).url();
 
     eprintln!("Open this address in a browser and sign in (outlake waits for the redirect to {redirect}):");
     println!("{auth_url}");
@@ -77,11 +73,7 @@ pub async fn login(cfg: &Config, no_browser: bool, timeout: Duration) -> Result<
                 return Err(LoginError::Auth("the sign-in redirect carried no authorization code; run outlake auth login again".into()));
             };
 
-            let exchanged = oauth
-                .exchange_code(AuthorizationCode::new(code))
-                .set_pkce_verifier(verifier)
-                .request_async(&http)
-                .await;
+            let exchanged = oauth.exchange_code(AuthorizationCode::new(code)).set_pkce_verifier(verifier).request_async(&http).await;
             let resp = match exchanged {
                 Ok(r) => r,
                 Err(e) => {
@@ -134,9 +126,8 @@ pub(super) fn describe_exchange_error(e: &oauth2::RequestTokenError<super::http:
 /// Listen where the redirect URI points, on loopback only. `localhost` listens on 127.0.0.1
 /// and, when available, [::1] (browsers may try either).
 async fn bind_loopback(redirect: &url::Url) -> Result<Vec<TcpListener>, LoginError> {
-    let port = redirect
-        .port_or_known_default()
-        .ok_or_else(|| LoginError::Config("source.redirect_uri needs a port, e.g. http://localhost:48444/callback".into()))?;
+    let port =
+        redirect.port_or_known_default().ok_or_else(|| LoginError::Config("source.redirect_uri needs a port, e.g. http://localhost:48444/callback".into()))?;
     let host = redirect.host_str().unwrap_or("localhost");
     let mut addrs: Vec<SocketAddr> = Vec::new();
     match host {
@@ -157,7 +148,11 @@ async fn bind_loopback(redirect: &url::Url) -> Result<Vec<TcpListener>, LoginErr
             Ok(l) => out.push(l),
             // The IPv6 twin of localhost is optional (no IPv6 on this host).
             Err(e) if i > 0 && host == "localhost" => tracing::debug!(addr = %a, error = %e, "not listening on IPv6 loopback"),
-            Err(e) => first_err = Some(format!("cannot listen on {a} for the sign-in redirect: {e} (is another `outlake auth login` running, or is the port in use? change source.redirect_uri's port and register it)")),
+            Err(e) => {
+                first_err = Some(format!(
+                    "cannot listen on {a} for the sign-in redirect: {e} (is another `outlake auth login` running, or is the port in use? change source.redirect_uri's port and register it)"
+                ))
+            }
         }
     }
     match (out.is_empty(), first_err) {

@@ -139,7 +139,11 @@ impl CachedTokens {
                         ));
                     }
                     TokenFailure::Client { code, hint } => {
-                        return Err(SourceError::new(SourceErrorKind::Auth, Some(code.clone()), format!("the token endpoint refused the app ({code}): {hint}")));
+                        return Err(SourceError::new(
+                            SourceErrorKind::Auth,
+                            Some(code.clone()),
+                            format!("the token endpoint refused the app ({code}): {hint}"),
+                        ));
                     }
                     TokenFailure::Other { code } => {
                         return Err(SourceError::new(
@@ -286,10 +290,12 @@ mod tests {
         assert_eq!(refreshes(&f.sim), 1);
         // Several callers hit 401 at once: one refresh serves them all... or at most one each
         // when they arrive one after another; never a loop.
-        let calls: Vec<_> = (0..4).map(|_| {
-            let t = t.clone();
-            tokio::spawn(async move { t.access_token(true).await })
-        }).collect();
+        let calls: Vec<_> = (0..4)
+            .map(|_| {
+                let t = t.clone();
+                tokio::spawn(async move { t.access_token(true).await })
+            })
+            .collect();
         for c in calls {
             c.await.unwrap().unwrap();
         }

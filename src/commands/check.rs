@@ -91,7 +91,9 @@ pub async fn run(config: ConfigArg) -> u8 {
 
     // 2. A token.
     match source.check_token().await {
-        Ok(()) => c.ok("token", &format!("access token from {} for tenant {}, client {}", cfg.source.authority_url, cfg.source.tenant_id, cfg.source.client_id)),
+        Ok(()) => {
+            c.ok("token", &format!("access token from {} for tenant {}, client {}", cfg.source.authority_url, cfg.source.tenant_id, cfg.source.client_id))
+        }
         Err(e) => {
             let (sev, fix) = match e.kind {
                 SourceErrorKind::Auth => (Severity::Setup, token_fix(&e, delegated)),
@@ -110,7 +112,12 @@ pub async fn run(config: ConfigArg) -> u8 {
             mb
         }
         Ok(Err(detail)) => {
-            c.fail("mailboxes", &detail, "list mailboxes explicitly in source.mailboxes, or check that the users have Exchange Online licences", Severity::Setup);
+            c.fail(
+                "mailboxes",
+                &detail,
+                "list mailboxes explicitly in source.mailboxes, or check that the users have Exchange Online licences",
+                Severity::Setup,
+            );
             skip_rest(&mut c, &cfg, "no mailbox to try");
             return c.code();
         }
@@ -180,7 +187,9 @@ fn describe(e: &SourceError) -> String {
 fn token_fix(e: &SourceError, delegated: bool) -> String {
     let code = e.code.as_deref().unwrap_or("");
     let fix = match code {
-        "AADSTS7000215" | "AADSTS7000222" => "set source.client_secret (or client_secret_file / OUTLAKE_SOURCE__CLIENT_SECRET) to the secret's Value, not its Secret ID; create a new secret if it expired",
+        "AADSTS7000215" | "AADSTS7000222" => {
+            "set source.client_secret (or client_secret_file / OUTLAKE_SOURCE__CLIENT_SECRET) to the secret's Value, not its Secret ID; create a new secret if it expired"
+        }
         "AADSTS700016" => "set source.client_id to the Application (client) ID of an app registered in this tenant",
         "AADSTS90002" | "AADSTS900023" | "AADSTS90023" => "set source.tenant_id to the Directory (tenant) ID or a verified domain of the tenant",
         "AADSTS7000218" => "this app is a confidential client: set source.client_secret (or client_secret_file)",
@@ -206,7 +215,9 @@ fn classify(e: &SourceError, permission: &str, delegated: bool) -> (Severity, St
         let fix = if policy {
             "an Exchange application access policy blocks this mailbox: add it to the policy's group, or list other mailboxes in source.mailboxes".to_string()
         } else if delegated {
-            format!("missing delegated permission {permission}: add it to source.scopes (and to the app registration), then sign in again with `outlake auth login`")
+            format!(
+                "missing delegated permission {permission}: add it to source.scopes (and to the app registration), then sign in again with `outlake auth login`"
+            )
         } else {
             format!(
                 "missing application permission {permission}: Entra admin center → App registrations → your app → API permissions → Add a permission → Microsoft Graph → Application permissions → {permission}, then Grant admin consent"
@@ -255,7 +266,8 @@ async fn find_mailbox(source: &GraphSource, cfg: &Config) -> Result<Result<(Mail
             let mut url = urls::api(g, &["users"]);
             url.set_query(Some("$select=id,userPrincipalName&$top=20"));
             let v = source.get_json(url, RequestKind::Users, key).await?;
-            let users: Vec<Mailbox> = v.get("value").and_then(Value::as_array).map(|a| a.iter().filter_map(|u| user_mailbox(u, false)).collect()).unwrap_or_default();
+            let users: Vec<Mailbox> =
+                v.get("value").and_then(Value::as_array).map(|a| a.iter().filter_map(|u| user_mailbox(u, false)).collect()).unwrap_or_default();
             let mut tried = 0;
             for u in users {
                 tried += 1;
@@ -274,9 +286,5 @@ async fn find_mailbox(source: &GraphSource, cfg: &Config) -> Result<Result<(Mail
 }
 
 fn user_mailbox(v: &Value, via_me: bool) -> Option<Mailbox> {
-    Some(Mailbox {
-        id: v.get("id")?.as_str()?.to_string(),
-        upn: v.get("userPrincipalName").and_then(Value::as_str).map(str::to_string),
-        via_me,
-    })
+    Some(Mailbox { id: v.get("id")?.as_str()?.to_string(), upn: v.get("userPrincipalName").and_then(Value::as_str).map(str::to_string), via_me })
 }

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use outlake_config::raw::{RawConfig, RawMailboxes};
 use outlake_config::Secret;
+use outlake_config::raw::{RawConfig, RawMailboxes};
 use outlake_pipeline::runner::{Cancel, RunReport};
 use outlake_simulator::{SimConfig, Simulator};
 
@@ -25,7 +25,9 @@ pub async fn run(dir: PathBuf, messages: usize, users: usize, output: RunOutputA
 async fn demo(dir: &Path, messages: usize, users: usize, output: &RunOutputArgs) -> anyhow::Result<u8> {
     let dir = std::path::absolute(dir)?;
     prepare_dir(&dir)?;
-    let sim = Simulator::start(SimConfig { users: users + 1, messages_per_mailbox: messages, events_per_mailbox: (messages / 10).max(20), ..SimConfig::default() }).await?;
+    let sim =
+        Simulator::start(SimConfig { users: users + 1, messages_per_mailbox: messages, events_per_mailbox: (messages / 10).max(20), ..SimConfig::default() })
+            .await?;
     println!("simulated tenant at {} ({} users, {} messages and {} events per mailbox)", sim.url(), users + 1, messages, (messages / 10).max(20));
 
     let cfg = demo_config(&sim, &dir)?;
@@ -35,7 +37,9 @@ async fn demo(dir: &Path, messages: usize, users: usize, output: &RunOutputArgs)
     let changes = sim.random_changes(7, 5);
     let n = changes.len();
     sim.mutate(changes).map_err(|e| anyhow::anyhow!("applying changes in the simulator: {e}"))?;
-    println!("\n== {n} changes made in the simulator (new, updated, deleted and moved messages; a new and a deleted folder; updated, cancelled and deleted events)");
+    println!(
+        "\n== {n} changes made in the simulator (new, updated, deleted and moved messages; a new and a deleted folder; updated, cancelled and deleted events)"
+    );
 
     println!("\n== run 2: incremental sync");
     let second = timed_sync(&cfg, output).await?;

@@ -156,7 +156,10 @@ pub async fn run(config: ConfigArg, as_json: bool, events_per_mailbox: u64) -> u
         });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
-        println!("{:<36} {:>7} {:>9} {:>8} {:>9} {:>8} {:>9} {:>10}", "MAILBOX", "FOLDERS", "MESSAGES", "F.PAGES", "M.PAGES", "E.PAGES", "REQUESTS", "MIN TIME");
+        println!(
+            "{:<36} {:>7} {:>9} {:>8} {:>9} {:>8} {:>9} {:>10}",
+            "MAILBOX", "FOLDERS", "MESSAGES", "F.PAGES", "M.PAGES", "E.PAGES", "REQUESTS", "MIN TIME"
+        );
         for r in &rows {
             let label = r["label"].as_str().unwrap_or("");
             if let Some(e) = r["error"].as_str() {
@@ -165,7 +168,12 @@ pub async fn run(config: ConfigArg, as_json: bool, events_per_mailbox: u64) -> u
             }
             println!(
                 "{label:<36} {:>7} {:>9} {:>8} {:>9} {:>8} {:>9} {:>10}",
-                n(&r["folders"]), n(&r["messages"]), n(&r["folder_delta_pages"]), n(&r["message_pages"]), n(&r["event_pages"]), n(&r["requests"]),
+                n(&r["folders"]),
+                n(&r["messages"]),
+                n(&r["folder_delta_pages"]),
+                n(&r["message_pages"]),
+                n(&r["event_pages"]),
+                n(&r["requests"]),
                 human(r["min_seconds"].as_f64().unwrap_or(0.0))
             );
         }
@@ -175,7 +183,13 @@ pub async fn run(config: ConfigArg, as_json: bool, events_per_mailbox: u64) -> u
         println!(
             "{:<36} {:>7} {:>9} {:>8} {:>9} {:>8} {:>9} {:>10}",
             format!("total ({} mailboxes)", mailboxes.len()),
-            n(&totals["folders"]), n(&totals["messages"]), n(&totals["folder_delta_pages"]), n(&totals["message_pages"]), n(&totals["event_pages"]), total_requests, human(min_seconds)
+            n(&totals["folders"]),
+            n(&totals["messages"]),
+            n(&totals["folder_delta_pages"]),
+            n(&totals["message_pages"]),
+            n(&totals["event_pages"]),
+            total_requests,
+            human(min_seconds)
         );
         println!("discovery: {} requests (included in the total)", totals["discovery_requests"]);
         println!("estimated requests: {total_requests}; time lower bound: {}", human(min_seconds));

@@ -8,7 +8,15 @@ use crate::cli::SimArgs;
 use crate::exit;
 
 pub fn sim_config(a: &SimArgs) -> SimConfig {
-    let mut c = SimConfig { port: a.port, seed: a.seed, users: a.users, messages_per_mailbox: a.messages, events_per_mailbox: a.events, fault_rate: a.fault_rate, ..SimConfig::default() };
+    let mut c = SimConfig {
+        port: a.port,
+        seed: a.seed,
+        users: a.users,
+        messages_per_mailbox: a.messages,
+        events_per_mailbox: a.events,
+        fault_rate: a.fault_rate,
+        ..SimConfig::default()
+    };
     if let Some(p) = a.page_cap {
         c.page_cap = p;
     }

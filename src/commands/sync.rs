@@ -62,7 +62,7 @@ fn install_interrupt(cancel: Cancel) {
     tokio::spawn(async move {
         #[cfg(unix)]
         {
-            use tokio::signal::unix::{signal, SignalKind};
+            use tokio::signal::unix::{SignalKind, signal};
             let Ok(mut term) = signal(SignalKind::terminate()) else { return };
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {},

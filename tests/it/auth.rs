@@ -169,7 +169,8 @@ async fn auth_code_login_end_to_end_confidential_client() {
     assert!(!raw.contains(&env.sim.client_secret()), "the client secret is not cached");
     assert_no_secrets(&text(&out), &[&at, &rt, &code, &env.sim.client_secret()]);
     // The temporary file of the atomic write is gone.
-    let leftovers: Vec<_> = std::fs::read_dir(env.cache.parent().unwrap()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
+    let leftovers: Vec<_> =
+        std::fs::read_dir(env.cache.parent().unwrap()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
     assert!(leftovers.is_empty());
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use outlake_simulator::SimConfig;
 
-use super::support::{assert_no_duplicate_seq, assert_success, read_batches, table_files, Env};
+use super::support::{Env, assert_no_duplicate_seq, assert_success, read_batches, table_files};
 use super::truth::assert_lake_equals_truth;
 
 fn spawn(env: &Env) -> Child {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use outlake_simulator::{FaultRates, Mutation, SimConfig};
 use serde_json::Value;
 
-use super::support::{assert_success, Env, stderr, sync_with_report as run_report};
+use super::support::{Env, assert_success, stderr, sync_with_report as run_report};
 use super::truth::assert_lake_equals_truth;
 
 fn world(seed: u64) -> SimConfig {
@@ -16,13 +16,7 @@ fn world(seed: u64) -> SimConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttled_backfill_stays_inside_both_limits() {
-    let cfg = SimConfig {
-        requests_per_window: 15,
-        window: Duration::from_secs(6),
-        latency: Duration::from_millis(20),
-        messages_per_mailbox: 250,
-        ..world(5)
-    };
+    let cfg = SimConfig { requests_per_window: 15, window: Duration::from_secs(6), latency: Duration::from_millis(20), messages_per_mailbox: 250, ..world(5) };
     let env = Env::start(cfg, "page_size = 10\n#rest\n[limits]\nrequests_per_window = 15\nwindow_secs = 6\n").await;
     let (out, rep) = run_report(&env, "r.json");
     assert_success(&out);
@@ -89,7 +83,13 @@ async fn expired_sync_state_rebaselines_and_deletes_what_vanished() {
         .unwrap()
         .iter()
         .find(|m| m["id"] == mb.as_str())
-        .and_then(|m| m["mail_folders"].as_array().unwrap().iter().find(|f| f["displayName"] != "Inbox" && f["totalItemCount"].as_u64().unwrap_or(0) > 0 && f["childFolderCount"] == 0))
+        .and_then(|m| {
+            m["mail_folders"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["displayName"] != "Inbox" && f["totalItemCount"].as_u64().unwrap_or(0) > 0 && f["childFolderCount"] == 0)
+        })
         .map(|f| f["id"].as_str().unwrap().to_string())
         .expect("a user folder with messages");
     changes.push(Mutation::DeleteFolder { mailbox: mb.clone(), id: folder });

@@ -18,8 +18,8 @@ use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjPath;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions,
-    PutPayload, PutResult, RenameOptions,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    RenameOptions,
 };
 use outlake_pipeline::lake::DynLake;
 use outlake_pipeline::progress::Progress;
@@ -28,7 +28,7 @@ use outlake_simulator::{Corruption, HostileRule, HostileStream, Mutation, PageSe
 use outlake_sinks::{ObjectLake, WriterSettings};
 use serde_json::Value;
 
-use super::support::{assert_success, read_rows, Env, Row, stderr, sync_with_report as run_report};
+use super::support::{Env, Row, assert_success, read_rows, stderr, sync_with_report as run_report};
 use super::truth::assert_lake_equals_truth;
 
 fn world(seed: u64, users: usize) -> SimConfig {
@@ -127,12 +127,8 @@ async fn bad_pages_fail_their_mailbox_and_commit_nothing() {
     assert_success(&out);
 
     // Upserts only, so every message page with a change carries an item with an id.
-    let changes: Vec<Mutation> = env
-        .sim
-        .random_changes(7, 3)
-        .into_iter()
-        .filter(|m| matches!(m, Mutation::CreateMessage { .. } | Mutation::UpdateMessage { .. }))
-        .collect();
+    let changes: Vec<Mutation> =
+        env.sim.random_changes(7, 3).into_iter().filter(|m| matches!(m, Mutation::CreateMessage { .. } | Mutation::UpdateMessage { .. })).collect();
     assert!(!changes.is_empty());
     env.sim.mutate(changes).unwrap();
 
@@ -143,10 +139,8 @@ async fn bad_pages_fail_their_mailbox_and_commit_nothing() {
         (Some(HostileStream::Messages), Corruption::OversizedPage(2 * 1024 * 1024), &["limits.max_page_mb", "1048576"]),
     ];
     let lake = env.lake();
-    let before: Vec<[BTreeSet<String>; 3]> = ids
-        .iter()
-        .map(|m| [rows_of(&lake, "messages", m), rows_of(&lake, "events", m), rows_of(&lake, "mail_folders", m)])
-        .collect();
+    let before: Vec<[BTreeSet<String>; 3]> =
+        ids.iter().map(|m| [rows_of(&lake, "messages", m), rows_of(&lake, "events", m), rows_of(&lake, "mail_folders", m)]).collect();
     env.sim.reconfigure(|c| {
         c.hostile = cases.iter().zip(&ids).map(|((s, k, _), m)| HostileRule::new(m.clone(), *s, k.clone())).collect();
     });
@@ -175,10 +169,7 @@ async fn bad_pages_fail_their_mailbox_and_commit_nothing() {
     // The healthy mailbox finished and is complete.
     let ok = &ids[4];
     assert_eq!(mailbox(&rep, ok)["status"], "ok");
-    assert_eq!(
-        super::support::current_state(&lake, "messages").keys().filter(|k| k.starts_with(ok.as_str())).count(),
-        truth_count(&env.sim, ok, "messages")
-    );
+    assert_eq!(super::support::current_state(&lake, "messages").keys().filter(|k| k.starts_with(ok.as_str())).count(), truth_count(&env.sim, ok, "messages"));
 
     // Graph behaves again: the next run resumes every failed partition from its last commit.
     env.sim.reconfigure(|c| c.hostile.clear());
@@ -253,9 +244,7 @@ async fn plain_http_endpoints_off_loopback_are_refused() {
     for key in ["graph_url", "authority_url"] {
         let env = Env::start(world(97, 2), "").await;
         let url = env.sim.url();
-        let text = std::fs::read_to_string(&env.config)
-            .unwrap()
-            .replace(&format!("{key} = \"{url}\""), &format!("{key} = \"http://graph.example.com\""));
+        let text = std::fs::read_to_string(&env.config).unwrap().replace(&format!("{key} = \"{url}\""), &format!("{key} = \"http://graph.example.com\""));
         std::fs::write(&env.config, text).unwrap();
         let out = env.sync();
         let err = stderr(&out);
@@ -281,10 +270,9 @@ impl FailingStore {
     }
     fn check(&self, path: &ObjPath) -> object_store::Result<()> {
         match &*self.fail_puts_under.lock().unwrap() {
-            Some(p) if path.as_ref().contains(p.as_str()) => Err(object_store::Error::Generic {
-                store: "FailingStore",
-                source: format!("injected write failure of {path}").into(),
-            }),
+            Some(p) if path.as_ref().contains(p.as_str()) => {
+                Err(object_store::Error::Generic { store: "FailingStore", source: format!("injected write failure of {path}").into() })
+            }
             _ => Ok(()),
         }
     }
@@ -338,10 +326,7 @@ async fn storage_faults_keep_the_previous_commit_and_name_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("lake");
     std::fs::create_dir_all(&root).unwrap();
-    let store = Arc::new(FailingStore {
-        inner: Arc::new(LocalFileSystem::new_with_prefix(&root).unwrap()),
-        fail_puts_under: Mutex::new(None),
-    });
+    let store = Arc::new(FailingStore { inner: Arc::new(LocalFileSystem::new_with_prefix(&root).unwrap()), fail_puts_under: Mutex::new(None) });
     let object_lake = ObjectLake::from_store(store.clone(), None, WriterSettings::default());
     let lake: DynLake = Arc::new(object_lake);
 

@@ -4,10 +4,10 @@
 mod auth;
 mod crash;
 mod faults;
+mod hostile;
+mod operator;
+mod scope;
 mod storage;
 mod support;
 mod sync_e2e;
 mod truth;
-mod hostile;
-mod operator;
-mod scope;

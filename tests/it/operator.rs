@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use outlake_simulator::SimConfig;
 use serde_json::Value;
 
-use super::support::{assert_success, Env};
+use super::support::{Env, assert_success};
 use super::truth::assert_lake_equals_truth;
 
 fn world() -> SimConfig {
@@ -195,7 +195,10 @@ async fn report_and_metrics_match_simulator_stats() {
         assert_eq!(prom_requests.get(id).copied(), Some(n), "metrics vs report for {id}");
     }
     assert_eq!(ok, 3);
-    assert_eq!(rep["totals"]["throttled"].as_u64().unwrap(), after["throttled"].as_object().map(|t| t.values().filter_map(Value::as_u64).sum::<u64>()).unwrap_or(0));
+    assert_eq!(
+        rep["totals"]["throttled"].as_u64().unwrap(),
+        after["throttled"].as_object().map(|t| t.values().filter_map(Value::as_u64).sum::<u64>()).unwrap_or(0)
+    );
     assert!(prom.contains("outlake_run_success 1"), "{prom}");
 }
 
@@ -213,6 +216,12 @@ async fn progress_always_renders_bars() {
     let tty = String::from_utf8_lossy(&out.stdout);
     assert!(tty.contains("mailboxes"), "total bar missing:\n{tty}");
     assert!(tty.contains("items"), "mailbox bars missing:\n{tty}");
-    let labels = env.sim.truth()["mailboxes"].as_array().unwrap().iter().filter(|m| m["has_mailbox"] == true).filter_map(|m| m["userPrincipalName"].as_str().map(str::to_string)).collect::<Vec<_>>();
+    let labels = env.sim.truth()["mailboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["has_mailbox"] == true)
+        .filter_map(|m| m["userPrincipalName"].as_str().map(str::to_string))
+        .collect::<Vec<_>>();
     assert!(labels.iter().any(|l| tty.contains(l.as_str()) || tty.contains(&l[..l.len().min(20)])), "no mailbox label in the bars:\n{tty}");
 }

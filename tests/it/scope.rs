@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use outlake_simulator::SimConfig;
 use serde_json::Value;
 
-use super::support::{assert_success, current_state, Env};
+use super::support::{Env, assert_success, current_state};
 use super::truth::{assert_lake_equals_truth, parse_ts};
 
 fn world() -> SimConfig {
@@ -84,14 +84,21 @@ fn report(env: &Env) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn folder_scope_follows_well_known_names_paths_and_changes() {
     let env = Env::start(world(), "include_folders = [\"inbox\", \"receipts\", \"sentitems\"]\nexclude_folders = [\"inbox/Projects/2024\"]\n").await;
-    let in_scope = |path: &str, _: &Value| (under(path, "Inbox") || under(path, "Receipts") || under(path, "Sent Items")) && !under(path, "Inbox/Projects/2024");
+    let in_scope =
+        |path: &str, _: &Value| (under(path, "Inbox") || under(path, "Receipts") || under(path, "Sent Items")) && !under(path, "Inbox/Projects/2024");
 
     // The estimate counts only folders in scope.
     let out = env.outlake(&["estimate", "--json"]);
     assert_success(&out);
     let est: Value = serde_json::from_slice(&out.stdout).unwrap();
     let scoped_truth = truth_where(&env.sim.truth(), in_scope);
-    let want: usize = scoped_truth["mailboxes"].as_array().unwrap().iter().filter(|m| m["has_mailbox"] != false).map(|m| m["messages"].as_array().map_or(0, |v| v.len())).sum();
+    let want: usize = scoped_truth["mailboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["has_mailbox"] != false)
+        .map(|m| m["messages"].as_array().map_or(0, |v| v.len()))
+        .sum();
     assert_eq!(est["totals"]["messages"].as_u64(), Some(want as u64), "{est}");
 
     let first = report(&env);
@@ -197,9 +204,8 @@ async fn progress_events_count_only_the_folders_in_scope() {
     let sim = outlake_simulator::Simulator::start(world()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("file://{}", dir.path().display());
-    let lake: outlake_pipeline::lake::DynLake = std::sync::Arc::new(
-        outlake_sinks::open_lake(&url, None, &Default::default(), outlake_sinks::WriterSettings::default()).await.unwrap(),
-    );
+    let lake: outlake_pipeline::lake::DynLake =
+        std::sync::Arc::new(outlake_sinks::open_lake(&url, None, &Default::default(), outlake_sinks::WriterSettings::default()).await.unwrap());
     let patterns = |v: &[&str]| v.iter().map(|p| outlake_config::FolderPattern::parse(p).unwrap()).collect::<Vec<_>>();
     let scope = outlake_pipeline::scope::FolderScope { include: patterns(&["inbox", "sentitems"]), exclude: patterns(&["inbox/projects/2024"]) };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

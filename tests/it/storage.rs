@@ -11,7 +11,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use outlake_simulator::SimConfig;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::support::{assert_success, batches_to_rows, state_of_rows, Env, Row};
+use super::support::{Env, Row, assert_success, batches_to_rows, state_of_rows};
 use super::truth::assert_state_equals_truth;
 
 fn emulator(var: &str) -> Option<String> {

@@ -3,7 +3,7 @@
 
 use outlake_simulator::SimConfig;
 
-use super::support::{assert_no_duplicate_seq, assert_success, read_rows, Env};
+use super::support::{Env, assert_no_duplicate_seq, assert_success, read_rows};
 use super::truth::assert_lake_equals_truth;
 
 fn small_world() -> SimConfig {
@@ -115,7 +115,8 @@ async fn tiny_memory_budget_rolls_files_and_equals_truth() {
     assert_no_duplicate_seq(&env.lake(), "messages");
     let files = super::support::table_files(&env.lake(), "messages").len();
     let status = env.outlake(&["status", "--json"]);
-    let partitions = serde_json::from_slice::<serde_json::Value>(&status.stdout).unwrap().as_array().unwrap().iter().filter(|r| r["stream"] == "messages").count();
+    let partitions =
+        serde_json::from_slice::<serde_json::Value>(&status.stdout).unwrap().as_array().unwrap().iter().filter(|r| r["stream"] == "messages").count();
     assert!(files > partitions, "{files} message files for {partitions} partitions: nothing was written out early");
     env.sim.shutdown().await;
 }

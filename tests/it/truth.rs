@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::support::{CAL_END, CAL_START, Row};
 
@@ -39,11 +39,9 @@ fn get<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
 
 fn recipients(v: &Value) -> Value {
     match v.as_array() {
-        Some(a) => Value::Array(
-            a.iter()
-                .map(|r| json!({"name": get(r, &["emailAddress", "name"]), "address": get(r, &["emailAddress", "address"])}))
-                .collect(),
-        ),
+        Some(a) => {
+            Value::Array(a.iter().map(|r| json!({"name": get(r, &["emailAddress", "name"]), "address": get(r, &["emailAddress", "address"])})).collect())
+        }
         None => Value::Null,
     }
 }
@@ -116,10 +114,7 @@ pub fn expected_event(mailbox: &str, e: &Value) -> Row {
     }
     r.insert("start_date_time".into(), zoned(&e["start"]));
     r.insert("end_date_time".into(), zoned(&e["end"]));
-    r.insert(
-        "organizer".into(),
-        json!({"name": get(e, &["organizer", "emailAddress", "name"]), "address": get(e, &["organizer", "emailAddress", "address"])}),
-    );
+    r.insert("organizer".into(), json!({"name": get(e, &["organizer", "emailAddress", "name"]), "address": get(e, &["organizer", "emailAddress", "address"])}));
     let attendees = e["attendees"].as_array().map(|a| {
         Value::Array(
             a.iter()
@@ -219,16 +214,61 @@ fn strip_nulls(v: &mut Value) {
 }
 
 pub const MESSAGE_COLUMNS: [&str; 29] = [
-    "mailbox_id", "id", "subject", "body_preview", "from_name", "from_address", "sender_name", "sender_address", "to_recipients",
-    "cc_recipients", "bcc_recipients", "reply_to", "received_date_time", "sent_date_time", "created_date_time",
-    "last_modified_date_time", "change_key", "conversation_id", "internet_message_id", "parent_folder_id", "importance",
-    "is_read", "is_draft", "has_attachments", "categories", "flag_status", "inference_classification", "web_link", "body_preview",
+    "mailbox_id",
+    "id",
+    "subject",
+    "body_preview",
+    "from_name",
+    "from_address",
+    "sender_name",
+    "sender_address",
+    "to_recipients",
+    "cc_recipients",
+    "bcc_recipients",
+    "reply_to",
+    "received_date_time",
+    "sent_date_time",
+    "created_date_time",
+    "last_modified_date_time",
+    "change_key",
+    "conversation_id",
+    "internet_message_id",
+    "parent_folder_id",
+    "importance",
+    "is_read",
+    "is_draft",
+    "has_attachments",
+    "categories",
+    "flag_status",
+    "inference_classification",
+    "web_link",
+    "body_preview",
 ];
 pub const EVENT_COLUMNS: [&str; 24] = [
-    "mailbox_id", "id", "subject", "body_preview", "start_date_time", "end_date_time", "start_time_zone", "end_time_zone",
-    "is_all_day", "is_cancelled", "type", "series_master_id", "original_start", "organizer", "attendees",
-    "location_display_name", "show_as", "sensitivity", "importance", "categories", "online_meeting_join_url", "i_cal_uid",
-    "created_date_time", "last_modified_date_time",
+    "mailbox_id",
+    "id",
+    "subject",
+    "body_preview",
+    "start_date_time",
+    "end_date_time",
+    "start_time_zone",
+    "end_time_zone",
+    "is_all_day",
+    "is_cancelled",
+    "type",
+    "series_master_id",
+    "original_start",
+    "organizer",
+    "attendees",
+    "location_display_name",
+    "show_as",
+    "sensitivity",
+    "importance",
+    "categories",
+    "online_meeting_join_url",
+    "i_cal_uid",
+    "created_date_time",
+    "last_modified_date_time",
 ];
 pub const FOLDER_COLUMNS: [&str; 7] = ["mailbox_id", "id", "display_name", "parent_folder_id", "child_folder_count", "total_item_count", "unread_item_count"];
 
@@ -301,15 +341,16 @@ pub fn assert_state_equals_truth(current: impl Fn(&str) -> BTreeMap<String, Row>
         for (k, w) in &want {
             let a = project(&got[k], w, ts_cols(table), contract(table));
             if &a != w {
-                let diff: Vec<String> = w
-                    .keys()
-                    .chain(a.keys())
-                    .filter(|c| w.get(*c) != a.get(*c))
-                    .map(|c| format!("{c}: want {:?} got {:?}", w.get(c), a.get(c)))
-                    .collect();
+                let diff: Vec<String> =
+                    w.keys().chain(a.keys()).filter(|c| w.get(*c) != a.get(*c)).map(|c| format!("{c}: want {:?} got {:?}", w.get(c), a.get(c))).collect();
                 mismatches.push(format!("{k}: {}", diff.join("; ")));
             }
         }
-        assert!(mismatches.is_empty(), "{table}: {} rows differ from the truth, e.g.:\n{}", mismatches.len(), mismatches.iter().take(5).cloned().collect::<Vec<_>>().join("\n"));
+        assert!(
+            mismatches.is_empty(),
+            "{table}: {} rows differ from the truth, e.g.:\n{}",
+            mismatches.len(),
+            mismatches.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use outlake_config::{load, AuthKind, Mailboxes};
+use outlake_config::{AuthKind, Mailboxes, load};
 
 const GOOD: &str = r#"
 [source]

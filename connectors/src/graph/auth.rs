@@ -68,11 +68,7 @@ impl TokenProvider {
             AuthMode::Delegated { tokens } => Inner::Delegated(tokens.clone()),
             AuthMode::ClientCredentials => {
                 let secret = opts.client_secret.as_ref().filter(|s| !s.is_empty()).ok_or_else(|| {
-                    SourceError::new(
-                        SourceErrorKind::Auth,
-                        None,
-                        "app-only auth needs a client secret: set client_secret or OUTLAKE_SOURCE__CLIENT_SECRET",
-                    )
+                    SourceError::new(SourceErrorKind::Auth, None, "app-only auth needs a client secret: set client_secret or OUTLAKE_SOURCE__CLIENT_SECRET")
                 })?;
                 let endpoint = urls::token_endpoint(&opts.authority_url, &opts.tenant_id);
                 let token_url = TokenUrl::from_url(endpoint);
@@ -138,17 +134,10 @@ impl TokenProvider {
                 .map_err(classify_token_error)?;
             let lifetime = resp.expires_in().unwrap_or(Duration::from_secs(3599));
             let margin = (lifetime / 10).min(Duration::from_secs(300));
-            Ok::<_, Failure>(Cached {
-                token: Secret::new(resp.access_token().secret().clone()),
-                refresh_at: started + lifetime.saturating_sub(margin),
-            })
+            Ok::<_, Failure>(Cached { token: Secret::new(resp.access_token().secret().clone()), refresh_at: started + lifetime.saturating_sub(margin) })
         };
         once.retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(500))
-                .with_max_delay(Duration::from_secs(10))
-                .with_max_times(3)
-                .with_jitter(),
+            ExponentialBuilder::default().with_min_delay(Duration::from_millis(500)).with_max_delay(Duration::from_secs(10)).with_max_times(3).with_jitter(),
         )
         .sleep(tokio::time::sleep)
         .when(|f: &Failure| f.transient)
@@ -157,9 +146,7 @@ impl TokenProvider {
     }
 }
 
-fn classify_token_error<RE: std::error::Error + 'static>(
-    e: RequestTokenError<RE, oauth2::basic::BasicErrorResponse>,
-) -> Failure {
+fn classify_token_error<RE: std::error::Error + 'static>(e: RequestTokenError<RE, oauth2::basic::BasicErrorResponse>) -> Failure {
     match e {
         RequestTokenError::ServerResponse(r) => {
             let t = TokenError::from_parts(r.error().as_ref().to_string(), r.error_description().cloned(), vec![]);
@@ -193,9 +180,6 @@ fn classify_token_error<RE: std::error::Error + 'static>(
                 ),
             }
         }
-        RequestTokenError::Other(m) => Failure {
-            transient: true,
-            error: SourceError::new(SourceErrorKind::Auth, None, format!("token request failed: {m}")),
-        },
+        RequestTokenError::Other(m) => Failure { transient: true, error: SourceError::new(SourceErrorKind::Auth, None, format!("token request failed: {m}")) },
     }
 }

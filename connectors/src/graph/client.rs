@@ -73,8 +73,7 @@ struct AttemptError {
 
 impl GraphClient {
     pub fn new(http: reqwest::Client, tokens: TokenProvider, limiter: Arc<Limiter>, settings: ClientSettings) -> Self {
-        let prefer = HeaderValue::from_str(&format!("odata.maxpagesize={}, IdType=\"ImmutableId\"", settings.page_size))
-            .expect("ascii header value");
+        let prefer = HeaderValue::from_str(&format!("odata.maxpagesize={}, IdType=\"ImmutableId\"", settings.page_size)).expect("ascii header value");
         GraphClient { http, tokens, limiter, settings, prefer, stats: Mutex::new(HashMap::new()) }
     }
 
@@ -101,11 +100,7 @@ impl GraphClient {
 
     /// GET `spec.url` and hand the body of a 2xx answer to `handle`, retrying as the module
     /// contract says.
-    pub async fn get<T>(
-        &self,
-        spec: &RequestSpec<'_>,
-        handle: impl Fn(&[u8]) -> Result<T, BodyError>,
-    ) -> Result<T, SourceError> {
+    pub async fn get<T>(&self, spec: &RequestSpec<'_>, handle: impl Fn(&[u8]) -> Result<T, BodyError>) -> Result<T, SourceError> {
         let s = &self.settings;
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(500))
@@ -161,11 +156,7 @@ impl GraphClient {
         })
     }
 
-    async fn attempt<T>(
-        &self,
-        spec: &RequestSpec<'_>,
-        handle: &impl Fn(&[u8]) -> Result<T, BodyError>,
-    ) -> Result<T, AttemptError> {
+    async fn attempt<T>(&self, spec: &RequestSpec<'_>, handle: &impl Fn(&[u8]) -> Result<T, BodyError>) -> Result<T, AttemptError> {
         let fail = |e: SourceError| AttemptError { cause: e.message.clone(), class: Class::Fail(e) };
         let key = spec.mailbox_key;
         let what = format!("GET {}", urls::redact(&spec.url));
@@ -191,26 +182,16 @@ impl GraphClient {
             let resp = match sent {
                 Ok(r) => r,
                 Err(e) => {
-                    return Err(AttemptError {
-                        class: Class::Retry { after: None, throttled: false },
-                        cause: format!("{what}: {}", describe_reqwest(e)),
-                    });
+                    return Err(AttemptError { class: Class::Retry { after: None, throttled: false }, cause: format!("{what}: {}", describe_reqwest(e)) });
                 }
             };
             let status = resp.status();
-            let retry_after = resp
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| parse_retry_after(v, SystemTime::now()));
             let body = self.read_body(resp, &what).await?;
             self.count(key, |st| st.bytes += body.len() as u64);
             if status.is_success() {
                 return handle(&body).map_err(|e| match e {
-                    BodyError::Retry(cause) => AttemptError {
-                        class: Class::Retry { after: None, throttled: false },
-                        cause: format!("{what}: {cause}"),
-                    },
+                    BodyError::Retry(cause) => AttemptError { class: Class::Retry { after: None, throttled: false }, cause: format!("{what}: {cause}") },
                     BodyError::Fail(err) => fail(err),
                 });
             }
@@ -243,7 +224,9 @@ impl GraphClient {
             let e = SourceError::new(
                 SourceErrorKind::Partition,
                 None,
-                format!("{what}: the response body ({n} bytes or more) exceeds limits.max_page_mb ({max} bytes) and was refused; lower source.page_size or raise limits.max_page_mb"),
+                format!(
+                    "{what}: the response body ({n} bytes or more) exceeds limits.max_page_mb ({max} bytes) and was refused; lower source.page_size or raise limits.max_page_mb"
+                ),
             );
             AttemptError { cause: e.message.clone(), class: Class::Fail(e) }
         };

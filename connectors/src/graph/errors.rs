@@ -122,10 +122,7 @@ impl TokenError {
             let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
             (!digits.is_empty()).then(|| format!("AADSTS{digits}"))
         });
-        let description = description
-            .as_deref()
-            .and_then(|d| d.lines().next())
-            .map(|l| truncate(l.trim(), 300));
+        let description = description.as_deref().and_then(|d| d.lines().next()).map(|l| truncate(l.trim(), 300));
         TokenError { error, aadsts: from_codes.or(from_desc), description }
     }
 
@@ -145,10 +142,14 @@ impl TokenError {
             (_, Some("7000222")) => "the client secret has expired: create a new one and set client_secret / OUTLAKE_SOURCE__CLIENT_SECRET",
             ("invalid_client", Some("7000218")) => "the app needs a client secret, or must allow public client flows for device sign-in",
             ("invalid_client", _) => "check source.client_secret / OUTLAKE_SOURCE__CLIENT_SECRET (use the secret's value, not its id)",
-            (_, Some("700016")) | ("unauthorized_client", _) => "check source.client_id (the Application (client) ID): the app is not registered in this tenant or not consented",
+            (_, Some("700016")) | ("unauthorized_client", _) => {
+                "check source.client_id (the Application (client) ID): the app is not registered in this tenant or not consented"
+            }
             (_, Some("90002")) => "check source.tenant_id (the Directory (tenant) ID or a verified domain): the tenant was not found",
             ("invalid_request", _) => "check source.tenant_id and source.client_id",
-            ("invalid_scope", _) => "the scope was refused: app-only access asks for https://graph.microsoft.com/.default (grant application permissions and admin consent); delegated sign-in uses source.scopes, e.g. scopes = \"offline_access Mail.Read Calendars.Read\", then run outlake auth login",
+            ("invalid_scope", _) => {
+                "the scope was refused: app-only access asks for https://graph.microsoft.com/.default (grant application permissions and admin consent); delegated sign-in uses source.scopes, e.g. scopes = \"offline_access Mail.Read Calendars.Read\", then run outlake auth login"
+            }
             ("invalid_grant", _) if refresh => "sign in again: outlake auth login",
             ("invalid_grant", _) | ("interaction_required", _) | ("consent_required", _) => {
                 "sign in again: outlake auth login (an admin may need to grant consent)"

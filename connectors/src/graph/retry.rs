@@ -51,8 +51,7 @@ pub enum Class {
 
 pub const SYNC_STATE_CODES: &[&str] = &["SyncStateNotFound", "SyncStateInvalid", "ResyncRequired"];
 pub const FOLDER_GONE_CODES: &[&str] = &["ErrorItemNotFound", "ErrorSyncFolderNotFound", "itemNotFound"];
-pub const NO_MAILBOX_CODES: &[&str] =
-    &["MailboxNotEnabledForRESTAPI", "ErrorInvalidUser", "ResourceNotFound", "Request_ResourceNotFound"];
+pub const NO_MAILBOX_CODES: &[&str] = &["MailboxNotEnabledForRESTAPI", "ErrorInvalidUser", "ResourceNotFound", "Request_ResourceNotFound"];
 
 /// Classify an HTTP error response (non-2xx). `discovered` is true when the mailbox came from
 /// `mailboxes = "all"` (a missing mailbox is then skipped, not failed); `refreshed` is true when
@@ -87,10 +86,7 @@ pub fn classify_status(
         }
         return fail(
             SourceErrorKind::Auth,
-            format!(
-                "{what}: Graph refused the access token after a refresh (HTTP 401 {}); check the app's permissions and admin consent",
-                err.describe()
-            ),
+            format!("{what}: Graph refused the access token after a refresh (HTTP 401 {}); check the app's permissions and admin consent", err.describe()),
         );
     }
     if s == 404 && matches!(kind, RequestKind::MessageDelta | RequestKind::Folder) && err.is_any(FOLDER_GONE_CODES) {
@@ -167,9 +163,7 @@ mod tests {
         use RequestKind::*;
         use SourceErrorKind as K;
         let st = |n: u16| StatusCode::from_u16(n).unwrap();
-        let c = |n: u16, code: &str, kind: RequestKind, discovered: bool| {
-            classify_status(st(n), None, &body(code), kind, discovered, false, "GET x")
-        };
+        let c = |n: u16, code: &str, kind: RequestKind, discovered: bool| classify_status(st(n), None, &body(code), kind, discovered, false, "GET x");
         assert!(matches!(c(429, "ApplicationThrottled", MessageDelta, false), Class::Retry { throttled: true, .. }));
         assert!(matches!(c(503, "", EventDelta, false), Class::Retry { .. }));
         assert!(matches!(c(504, "", EventDelta, false), Class::Retry { .. }));
@@ -197,16 +191,12 @@ mod tests {
 
     #[test]
     fn mailbox_messages_name_code_and_fix() {
-        let Class::Fail(e) = classify_status(
-            StatusCode::FORBIDDEN, None, &body("ErrorQuotaExceeded"), RequestKind::MessageDelta, false, false, "GET x",
-        ) else {
+        let Class::Fail(e) = classify_status(StatusCode::FORBIDDEN, None, &body("ErrorQuotaExceeded"), RequestKind::MessageDelta, false, false, "GET x") else {
             panic!()
         };
         assert_eq!(e.code.as_deref(), Some("ErrorQuotaExceeded"));
         assert!(e.message.contains("over its size quota"), "{}", e.message);
-        let Class::Fail(e) = classify_status(
-            StatusCode::FORBIDDEN, None, &body("ErrorAccessDenied"), RequestKind::MessageDelta, false, false, "GET x",
-        ) else {
+        let Class::Fail(e) = classify_status(StatusCode::FORBIDDEN, None, &body("ErrorAccessDenied"), RequestKind::MessageDelta, false, false, "GET x") else {
             panic!()
         };
         assert!(e.message.contains("application access policy"), "{}", e.message);

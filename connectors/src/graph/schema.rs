@@ -128,14 +128,7 @@ fn events() -> Schema {
 
 fn mail_folders() -> Schema {
     let mut f = head(Stream::MailFolders);
-    f.extend([
-        s("display_name"),
-        s(c::PARENT_FOLDER_ID),
-        i("child_folder_count"),
-        i("total_item_count"),
-        i("unread_item_count"),
-        b("is_hidden"),
-    ]);
+    f.extend([s("display_name"), s(c::PARENT_FOLDER_ID), i("child_folder_count"), i("total_item_count"), i("unread_item_count"), b("is_hidden")]);
     Schema::new(f)
 }
 

@@ -100,9 +100,7 @@ impl GraphSource {
     pub async fn get_json(&self, url: url::Url, kind: RequestKind, mailbox_key: &str) -> Result<serde_json::Value, SourceError> {
         let url = urls::validate_link(url.as_str(), &self.opts.graph_url)?;
         let spec = RequestSpec { url, kind, mailbox_key, discovered: false };
-        self.client
-            .get(&spec, |body| serde_json::from_slice(body).map_err(|e| BodyError::Retry(format!("response body is not valid JSON: {e}"))))
-            .await
+        self.client.get(&spec, |body| serde_json::from_slice(body).map_err(|e| BodyError::Retry(format!("response body is not valid JSON: {e}")))).await
     }
 
     fn discovered(&self) -> bool {
@@ -114,9 +112,8 @@ impl GraphSource {
         self.client
             .get(&spec, |body| {
                 let user: User<'_> = serde_json::from_slice(body).map_err(json_error)?;
-                let id = user.id.as_deref().ok_or_else(|| {
-                    BodyError::Fail(SourceError::new(SourceErrorKind::Fatal, None, "user has no `id` in Graph's answer"))
-                })?;
+                let id =
+                    user.id.as_deref().ok_or_else(|| BodyError::Fail(SourceError::new(SourceErrorKind::Fatal, None, "user has no `id` in Graph's answer")))?;
                 Ok(Mailbox { id: id.to_string(), upn: user.user_principal_name.as_deref().map(str::to_string), via_me: false })
             })
             .await
@@ -135,11 +132,7 @@ impl GraphSource {
                         .value
                         .iter()
                         .filter_map(|u| {
-                            Some(Mailbox {
-                                id: u.id.as_deref()?.to_string(),
-                                upn: u.user_principal_name.as_deref().map(str::to_string),
-                                via_me: false,
-                            })
+                            Some(Mailbox { id: u.id.as_deref()?.to_string(), upn: u.user_principal_name.as_deref().map(str::to_string), via_me: false })
                         })
                         .collect();
                     Ok((users, page.next_link))
@@ -176,12 +169,7 @@ impl GraphSource {
 
     /// `Ok(true)` has a mailbox, `Ok(false)` has none.
     async fn probe(&self, user: &Mailbox) -> Result<Result<(), String>, SourceError> {
-        let spec = RequestSpec {
-            url: urls::probe_inbox(&self.opts.graph_url, &user.id),
-            kind: RequestKind::Probe,
-            mailbox_key: &user.id,
-            discovered: true,
-        };
+        let spec = RequestSpec { url: urls::probe_inbox(&self.opts.graph_url, &user.id), kind: RequestKind::Probe, mailbox_key: &user.id, discovered: true };
         match self.client.get(&spec, |_| Ok(())).await {
             Ok(()) => Ok(Ok(())),
             Err(e) if e.kind == SourceErrorKind::NoMailbox => Ok(Err(e.code.unwrap_or(e.message))),
@@ -195,11 +183,7 @@ impl GraphSource {
 fn json_error(e: serde_json::Error) -> BodyError {
     use serde_json::error::Category;
     match e.classify() {
-        Category::Data => BodyError::Fail(SourceError::new(
-            SourceErrorKind::Fatal,
-            None,
-            format!("Graph's answer about users is not what was expected: {e}"),
-        )),
+        Category::Data => BodyError::Fail(SourceError::new(SourceErrorKind::Fatal, None, format!("Graph's answer about users is not what was expected: {e}"))),
         _ => BodyError::Retry(format!("response body is truncated or not valid JSON: {e}")),
     }
 }
@@ -222,11 +206,7 @@ impl Source for GraphSource {
                 for entry in literals {
                     let url = urls::resolve_user(&self.opts.graph_url, entry);
                     let mb = self.get_user(url, DIRECTORY_KEY, RequestKind::Resolve).await.map_err(|e| {
-                        SourceError::new(
-                            e.kind,
-                            e.code.clone(),
-                            format!("mailbox `{entry}` listed in the config could not be resolved: {}", e.message),
-                        )
+                        SourceError::new(e.kind, e.code.clone(), format!("mailbox `{entry}` listed in the config could not be resolved: {}", e.message))
                     })?;
                     if seen.insert(mb.id.clone()) {
                         listing.mailboxes.push(mb);
@@ -255,28 +235,20 @@ impl Source for GraphSource {
         }
     }
 
-    async fn fetch_page(
-        &self,
-        mailbox: &Mailbox,
-        partition: &PartitionKey,
-        request: &PageRequest,
-        seq: &SeqGen,
-        run_id: &str,
-    ) -> Result<Page, SourceError> {
+    async fn fetch_page(&self, mailbox: &Mailbox, partition: &PartitionKey, request: &PageRequest, seq: &SeqGen, run_id: &str) -> Result<Page, SourceError> {
         let g = &self.opts.graph_url;
         let stream = partition.stream;
         let folder = partition.folder_id.as_deref();
         let url = match request {
-            PageRequest::Link(cursor) => urls::validate_link(cursor.url(), g).map_err(|e| {
-                SourceError::new(e.kind, e.code.clone(), format!("{partition}: {}", e.message))
-            })?,
+            PageRequest::Link(cursor) => {
+                urls::validate_link(cursor.url(), g).map_err(|e| SourceError::new(e.kind, e.code.clone(), format!("{partition}: {}", e.message)))?
+            }
             PageRequest::Initial => match stream {
                 Stream::MailFolders => urls::folder_delta(g, mailbox),
                 Stream::Events => urls::event_delta(g, mailbox, self.opts.calendar_start, self.opts.calendar_end),
                 Stream::Messages => {
-                    let folder = folder.ok_or_else(|| {
-                        SourceError::new(SourceErrorKind::Fatal, None, format!("{partition}: a messages partition needs a folder id"))
-                    })?;
+                    let folder =
+                        folder.ok_or_else(|| SourceError::new(SourceErrorKind::Fatal, None, format!("{partition}: a messages partition needs a folder id")))?;
                     urls::message_delta(g, mailbox, folder, self.opts.fetch_bodies)
                 }
             },
@@ -297,58 +269,37 @@ impl Source for GraphSource {
         let (page, bytes) = self
             .client
             .get(&spec, |body| {
-                normalize::normalize_page(stream, body, &ctx, seq)
-                    .map(|p| (p, body.len() as u64))
-                    .map_err(|e| match e.kind {
-                        NormalizeErrorKind::Syntax => BodyError::Retry(e.message),
-                        NormalizeErrorKind::Invalid => BodyError::Fail(SourceError::new(
-                            SourceErrorKind::Partition,
-                            None,
-                            format!(
-                                "{partition}: malformed page from Graph: {}; nothing of this page was committed and the next run retries it from the last commit",
-                                e.message
-                            ),
-                        )),
-                    })
+                normalize::normalize_page(stream, body, &ctx, seq).map(|p| (p, body.len() as u64)).map_err(|e| match e.kind {
+                    NormalizeErrorKind::Syntax => BodyError::Retry(e.message),
+                    NormalizeErrorKind::Invalid => BodyError::Fail(SourceError::new(
+                        SourceErrorKind::Partition,
+                        None,
+                        format!(
+                            "{partition}: malformed page from Graph: {}; nothing of this page was committed and the next run retries it from the last commit",
+                            e.message
+                        ),
+                    )),
+                })
             })
             .await?;
         // A link that leaves graph_url fails the page that carries it, so neither its rows nor
         // the link are committed (a stored bad link would fail every later run as well).
         for link in [&page.next_link, &page.delta_link].into_iter().flatten() {
             urls::validate_link(link, g).map_err(|e| {
-                SourceError::new(
-                    e.kind,
-                    e.code.clone(),
-                    format!("{partition}: {}; nothing of the page that carried it was committed", e.message),
-                )
+                SourceError::new(e.kind, e.code.clone(), format!("{partition}: {}; nothing of the page that carried it was committed", e.message))
             })?;
         }
         let cursor = match (page.next_link, page.delta_link) {
             (Some(next), None) => Cursor::Next(next),
             (None, Some(delta)) => Cursor::Delta(delta),
             (Some(_), Some(_)) => {
-                return Err(SourceError::new(
-                    SourceErrorKind::Partition,
-                    None,
-                    format!("{partition}: page has both nextLink and deltaLink"),
-                ));
+                return Err(SourceError::new(SourceErrorKind::Partition, None, format!("{partition}: page has both nextLink and deltaLink")));
             }
             (None, None) => {
-                return Err(SourceError::new(
-                    SourceErrorKind::Partition,
-                    None,
-                    format!("{partition}: page has neither nextLink nor deltaLink"),
-                ));
+                return Err(SourceError::new(SourceErrorKind::Partition, None, format!("{partition}: page has neither nextLink nor deltaLink")));
             }
         };
-        Ok(Page {
-            batch: page.batch,
-            cursor,
-            upserted_ids: page.upserted_ids,
-            removed: page.removed,
-            malformed_items: page.malformed_items,
-            bytes,
-        })
+        Ok(Page { batch: page.batch, cursor, upserted_ids: page.upserted_ids, removed: page.removed, malformed_items: page.malformed_items, bytes })
     }
 
     async fn well_known_folder(&self, mailbox: &Mailbox, name: &str) -> Result<Option<String>, SourceError> {

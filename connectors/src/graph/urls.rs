@@ -62,11 +62,7 @@ pub fn validate_base(url: &Url, what: &str) -> Result<(), SourceError> {
     if ok {
         Ok(())
     } else {
-        Err(SourceError::new(
-            SourceErrorKind::Fatal,
-            None,
-            format!("{what} `{url}` must be an https URL (plain http is allowed only on localhost)"),
-        ))
+        Err(SourceError::new(SourceErrorKind::Fatal, None, format!("{what} `{url}` must be an https URL (plain http is allowed only on localhost)")))
     }
 }
 

@@ -28,7 +28,12 @@ async fn client_credentials_good_and_bad_secret() {
     let r = env
         .http
         .post(env.token_url())
-        .form(&[("grant_type", "client_credentials"), ("client_id", &env.sim.client_id()), ("client_secret", "wrong"), ("scope", "https://graph.microsoft.com/.default")])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &env.sim.client_id()),
+            ("client_secret", "wrong"),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
         .send()
         .await
         .unwrap();
@@ -40,12 +45,54 @@ async fn client_credentials_good_and_bad_secret() {
 
     // Unknown tenant, unknown client, bad scope.
     let url = format!("{}/nope/oauth2/v2.0/token", env.sim.url());
-    let v: Value = env.http.post(url).form(&[("grant_type", "client_credentials"), ("client_id", &env.sim.client_id()), ("client_secret", &env.sim.client_secret()), ("scope", "https://graph.microsoft.com/.default")]).send().await.unwrap().json().await.unwrap();
+    let v: Value = env
+        .http
+        .post(url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &env.sim.client_id()),
+            ("client_secret", &env.sim.client_secret()),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["error_codes"][0], 90002);
-    let v: Value = env.http.post(env.token_url()).form(&[("grant_type", "client_credentials"), ("client_id", "00000000-0000-0000-0000-000000000001"), ("client_secret", "x"), ("scope", "https://graph.microsoft.com/.default")]).send().await.unwrap().json().await.unwrap();
+    let v: Value = env
+        .http
+        .post(env.token_url())
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "00000000-0000-0000-0000-000000000001"),
+            ("client_secret", "x"),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["error"], "unauthorized_client");
     assert_eq!(v["error_codes"][0], 700016);
-    let v: Value = env.http.post(env.token_url()).form(&[("grant_type", "client_credentials"), ("client_id", &env.sim.client_id()), ("client_secret", &env.sim.client_secret()), ("scope", "https://graph.microsoft.com/Mail.Read")]).send().await.unwrap().json().await.unwrap();
+    let v: Value = env
+        .http
+        .post(env.token_url())
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &env.sim.client_id()),
+            ("client_secret", &env.sim.client_secret()),
+            ("scope", "https://graph.microsoft.com/Mail.Read"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["error"], "invalid_scope");
     assert_eq!(v["error_codes"][0], 70011);
 }
@@ -64,7 +111,10 @@ async fn authorize(env: &Env, redirect: &str, challenge: &str) -> reqwest::Respo
             ("client_id", env.sim.client_id().as_str()),
             ("response_type", "code"),
             ("redirect_uri", redirect),
-            ("scope", "offline_access openid https://graph.microsoft.com/Mail.Read https://graph.microsoft.com/Calendars.Read https://graph.microsoft.com/User.Read"),
+            (
+                "scope",
+                "offline_access openid https://graph.microsoft.com/Mail.Read https://graph.microsoft.com/Calendars.Read https://graph.microsoft.com/User.Read",
+            ),
             ("state", "xyz-123"),
             ("code_challenge", challenge),
             ("code_challenge_method", "S256"),
@@ -102,7 +152,13 @@ async fn auth_code_pkce_refresh_rotation_and_me() {
         async move {
             env.http
                 .post(env.token_url())
-                .form(&[("grant_type", "authorization_code"), ("client_id", &env.sim.client_id()), ("code", &code), ("redirect_uri", redirect), ("code_verifier", &verifier)])
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("client_id", &env.sim.client_id()),
+                    ("code", &code),
+                    ("redirect_uri", redirect),
+                    ("code_verifier", &verifier),
+                ])
                 .send()
                 .await
                 .unwrap()
@@ -145,7 +201,12 @@ async fn auth_code_pkce_refresh_rotation_and_me() {
     let refresh = |rt: String| {
         let env = &env;
         async move {
-            env.http.post(env.token_url()).form(&[("grant_type", "refresh_token"), ("client_id", &env.sim.client_id()), ("refresh_token", &rt)]).send().await.unwrap()
+            env.http
+                .post(env.token_url())
+                .form(&[("grant_type", "refresh_token"), ("client_id", &env.sim.client_id()), ("refresh_token", &rt)])
+                .send()
+                .await
+                .unwrap()
         }
     };
     let r = refresh(rt.clone()).await;
@@ -169,13 +230,28 @@ async fn device_code_pending_approve_deny() {
     let env = Env::new(small()).await;
     let dc_url = format!("{}/{}/oauth2/v2.0/devicecode", env.sim.url(), env.sim.tenant_id());
     let start = || async {
-        let v: Value = env.http.post(&dc_url).form(&[("client_id", env.sim.client_id().as_str()), ("scope", "offline_access Mail.Read Calendars.Read")]).send().await.unwrap().json().await.unwrap();
+        let v: Value = env
+            .http
+            .post(&dc_url)
+            .form(&[("client_id", env.sim.client_id().as_str()), ("scope", "offline_access Mail.Read Calendars.Read")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         (v["device_code"].as_str().unwrap().to_string(), v["user_code"].as_str().unwrap().to_string(), v)
     };
     let poll = |dc: String| {
         let env = &env;
         async move {
-            let r = env.http.post(env.token_url()).form(&[("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("client_id", &env.sim.client_id()), ("device_code", &dc)]).send().await.unwrap();
+            let r = env
+                .http
+                .post(env.token_url())
+                .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("client_id", &env.sim.client_id()), ("device_code", &dc)])
+                .send()
+                .await
+                .unwrap();
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     };

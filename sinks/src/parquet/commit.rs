@@ -22,11 +22,11 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use outlake_pipeline::lake::CommitRequest;
-use outlake_pipeline::model::{mailbox_slug, Checkpoint, PartitionKey, StagedFile};
+use outlake_pipeline::model::{Checkpoint, PartitionKey, StagedFile, mailbox_slug};
 use serde::Serialize;
 
 use super::layout;
-use crate::error::{corrupt, storage, LakeError, LakeErrorKind, CHECK_STORE};
+use crate::error::{CHECK_STORE, LakeError, LakeErrorKind, corrupt, storage};
 use crate::store::StoreRoot;
 
 /// The version this build writes and the only one it reads.
@@ -47,8 +47,7 @@ struct RecordOut<'a> {
 
 /// The bytes of a commit record for `checkpoint` (pretty JSON, trailing newline).
 pub fn encode_record(checkpoint: &Checkpoint) -> Vec<u8> {
-    let mut out = serde_json::to_vec_pretty(&RecordOut { format_version: FORMAT_VERSION, checkpoint })
-        .expect("a Checkpoint always serializes");
+    let mut out = serde_json::to_vec_pretty(&RecordOut { format_version: FORMAT_VERSION, checkpoint }).expect("a Checkpoint always serializes");
     out.push(b'\n');
     out
 }
@@ -62,14 +61,20 @@ pub fn decode_record(url: &str, bytes: &[u8]) -> Result<Checkpoint, LakeError> {
     match version {
         Some(FORMAT_VERSION) => {}
         Some(v) => {
-            return Err(corrupt(url, format!(
-                "commit record {url} has format_version {v}, but this outlake reads only version {FORMAT_VERSION}; it was written by a different outlake release: run that release, or upgrade this one"
-            )));
+            return Err(corrupt(
+                url,
+                format!(
+                    "commit record {url} has format_version {v}, but this outlake reads only version {FORMAT_VERSION}; it was written by a different outlake release: run that release, or upgrade this one"
+                ),
+            ));
         }
         None => {
-            return Err(corrupt(url, format!(
-                "commit record {url} has no numeric format_version field; it was not written by outlake or is damaged: restore it or delete it to resume from the previous record"
-            )));
+            return Err(corrupt(
+                url,
+                format!(
+                    "commit record {url} has no numeric format_version field; it was not written by outlake or is damaged: restore it or delete it to resume from the previous record"
+                ),
+            ));
         }
     }
     if let Some(obj) = value.as_object_mut() {
@@ -83,11 +88,8 @@ pub fn decode_record(url: &str, bytes: &[u8]) -> Result<Checkpoint, LakeError> {
 /// Commit numbers of the records present for a partition, ascending.
 pub async fn record_seqs(state: &StoreRoot, partition: &PartitionKey) -> Result<Vec<u64>, LakeError> {
     let dir = layout::commit_dir(partition);
-    let listed = state.store.list_with_delimiter(Some(&dir)).await.map_err(|e| {
-        storage("list commit records in", &state.url_of(&dir), &e, CHECK_STORE)
-    })?;
-    let mut seqs: Vec<u64> =
-        listed.objects.iter().filter_map(|o| o.location.filename().and_then(layout::parse_record_file_name)).collect();
+    let listed = state.store.list_with_delimiter(Some(&dir)).await.map_err(|e| storage("list commit records in", &state.url_of(&dir), &e, CHECK_STORE))?;
+    let mut seqs: Vec<u64> = listed.objects.iter().filter_map(|o| o.location.filename().and_then(layout::parse_record_file_name)).collect();
     seqs.sort_unstable();
     Ok(seqs)
 }
@@ -95,17 +97,18 @@ pub async fn record_seqs(state: &StoreRoot, partition: &PartitionKey) -> Result<
 /// Read and check one record: its partition and seq must match where it is stored.
 pub async fn read_record(state: &StoreRoot, path: &Path, expect_seq: u64) -> Result<Checkpoint, LakeError> {
     let url = state.url_of(path);
-    let bytes = async { state.store.get(path).await?.bytes().await }
-        .await
-        .map_err(|e| storage("read commit record", &url, &e, CHECK_STORE))?;
+    let bytes = async { state.store.get(path).await?.bytes().await }.await.map_err(|e| storage("read commit record", &url, &e, CHECK_STORE))?;
     let cp = decode_record(&url, &bytes)?;
     let expected_dir = layout::commit_dir(&cp.partition);
     let in_dir = path.parts().count() >= 1 && path.as_ref().starts_with(&format!("{}/", expected_dir));
     if cp.seq != expect_seq || !in_dir {
-        return Err(corrupt(&url, format!(
-            "commit record {url} holds partition {} position {}, which does not belong at this path; it was copied or renamed by hand: move it back or delete it",
-            cp.partition, cp.seq
-        )));
+        return Err(corrupt(
+            &url,
+            format!(
+                "commit record {url} holds partition {} position {}, which does not belong at this path; it was copied or renamed by hand: move it back or delete it",
+                cp.partition, cp.seq
+            ),
+        ));
     }
     Ok(cp)
 }
@@ -116,10 +119,13 @@ pub async fn latest_record(state: &StoreRoot, partition: &PartitionKey) -> Resul
     let cp = read_record(state, &layout::commit_record_path(partition, seq), seq).await?;
     if &cp.partition != partition {
         let url = state.url_of(&layout::commit_record_path(partition, seq));
-        return Err(corrupt(&url, format!(
-            "commit record {url} belongs to partition {}, not {partition} (their folder names collide); use a separate checkpoint root for one of them",
-            cp.partition
-        )));
+        return Err(corrupt(
+            &url,
+            format!(
+                "commit record {url} belongs to partition {}, not {partition} (their folder names collide); use a separate checkpoint root for one of them",
+                cp.partition
+            ),
+        ));
     }
     Ok(Some(cp))
 }
@@ -133,10 +139,14 @@ pub async fn publish_file(data: &StoreRoot, file: &StagedFile) -> Result<(), Lak
         Ok(()) => Ok(()),
         Err(object_store::Error::NotFound { .. }) => match data.store.head(&to).await {
             Ok(_) => Ok(()),
-            Err(object_store::Error::NotFound { .. }) => Err(corrupt(&data.url_of(&to), format!(
-                "a commit names {} but neither it nor the published {} exists, so that commit's rows are lost (was `_staging` or the table folder cleaned by hand?); run `outlake reset` for this partition to sync it again",
-                data.url_of(&from), data.url_of(&to)
-            ))),
+            Err(object_store::Error::NotFound { .. }) => Err(corrupt(
+                &data.url_of(&to),
+                format!(
+                    "a commit names {} but neither it nor the published {} exists, so that commit's rows are lost (was `_staging` or the table folder cleaned by hand?); run `outlake reset` for this partition to sync it again",
+                    data.url_of(&from),
+                    data.url_of(&to)
+                ),
+            )),
             Err(e) => Err(storage("check published file", &data.url_of(&to), &e, CHECK_STORE)),
         },
         Err(e) => Err(storage(
@@ -151,8 +161,7 @@ pub async fn publish_file(data: &StoreRoot, file: &StagedFile) -> Result<(), Lak
 /// Publish every file of a commit (concurrently, all attempted; the first error is returned).
 pub async fn publish(data: &StoreRoot, files: &[StagedFile]) -> Result<(), LakeError> {
     let futures: Vec<_> = files.iter().map(|f| publish_file(data, f)).collect();
-    let results: Vec<Result<(), LakeError>> =
-        futures::stream::iter(futures).buffer_unordered(PUBLISH_CONCURRENCY).collect().await;
+    let results: Vec<Result<(), LakeError>> = futures::stream::iter(futures).buffer_unordered(PUBLISH_CONCURRENCY).collect().await;
     results.into_iter().collect()
 }
 
@@ -281,9 +290,12 @@ pub async fn load(data: &StoreRoot, state: &StoreRoot, partition: &PartitionKey)
 /// as (folder, ascending seqs).
 pub async fn all_records(state: &StoreRoot, mailbox_id: Option<&str>) -> Result<BTreeMap<Path, Vec<u64>>, LakeError> {
     let prefix = mailbox_id.map(|m| Path::from(mailbox_slug(m)));
-    let metas: Vec<_> = state.store.list(prefix.as_ref()).try_collect().await.map_err(|e| {
-        storage("list commit records under", &prefix.as_ref().map_or(state.url.clone(), |p| state.url_of(p)), &e, CHECK_STORE)
-    })?;
+    let metas: Vec<_> = state
+        .store
+        .list(prefix.as_ref())
+        .try_collect()
+        .await
+        .map_err(|e| storage("list commit records under", &prefix.as_ref().map_or(state.url.clone(), |p| state.url_of(p)), &e, CHECK_STORE))?;
     let mut out: BTreeMap<Path, Vec<u64>> = BTreeMap::new();
     for m in metas {
         let parts: Vec<_> = m.location.parts().collect();

@@ -19,7 +19,7 @@
 //! - Commit records are zero-padded to 20 digits so lexicographic order is numeric order.
 
 use object_store::path::Path;
-use outlake_pipeline::model::{mailbox_slug, PartitionKey, Stream};
+use outlake_pipeline::model::{PartitionKey, Stream, mailbox_slug};
 use uuid::Uuid;
 
 /// Folder of staged files, at the sink root.
@@ -53,22 +53,14 @@ pub fn table_file_prefix(partition: &PartitionKey) -> String {
 
 /// `<table>/<mailbox slug>/part-<partition slug>-<uuid>.parquet`
 pub fn table_path(partition: &PartitionKey, id: Uuid) -> String {
-    format!(
-        "{}/{}{id}.{PARQUET_EXT}",
-        table_dir(partition.stream, &partition.mailbox_id),
-        table_file_prefix(partition)
-    )
+    format!("{}/{}{id}.{PARQUET_EXT}", table_dir(partition.stream, &partition.mailbox_id), table_file_prefix(partition))
 }
 
 /// True when `path` is a table file of `partition` (its folder and its name prefix).
 pub fn is_table_file_of(partition: &PartitionKey, path: &str) -> bool {
     let dir = table_dir(partition.stream, &partition.mailbox_id);
     match path.strip_prefix(&dir).and_then(|rest| rest.strip_prefix('/')) {
-        Some(name) => {
-            !name.contains('/')
-                && name.starts_with(&table_file_prefix(partition))
-                && name.ends_with(&format!(".{PARQUET_EXT}"))
-        }
+        Some(name) => !name.contains('/') && name.starts_with(&table_file_prefix(partition)) && name.ends_with(&format!(".{PARQUET_EXT}")),
         None => false,
     }
 }

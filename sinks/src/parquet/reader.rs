@@ -15,13 +15,13 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use outlake_pipeline::lake::KeyRow;
 use outlake_pipeline::model::columns;
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
-use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
-use crate::error::{corrupt, storage, LakeError, CHECK_STORE};
+use crate::error::{CHECK_STORE, LakeError, corrupt, storage};
 use crate::store::StoreRoot;
 
 /// A Parquet file in an object store, read with ranged GETs.
@@ -52,17 +52,11 @@ impl AsyncFileReader for ObjectFileReader {
         async move { self.store.get_ranges(&self.path, &ranges).await.map_err(to_parquet_err) }.boxed()
     }
 
-    fn get_metadata<'a>(
-        &'a mut self,
-        options: Option<&'a ArrowReaderOptions>,
-    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+    fn get_metadata<'a>(&'a mut self, options: Option<&'a ArrowReaderOptions>) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
         async move {
             let size = self.size;
-            let metadata = ParquetMetaDataReader::new()
-                .with_arrow_reader_options(options)
-                .with_prefetch_hint(Some(64 * 1024))
-                .load_and_finish(self, size)
-                .await?;
+            let metadata =
+                ParquetMetaDataReader::new().with_arrow_reader_options(options).with_prefetch_hint(Some(64 * 1024)).load_and_finish(self, size).await?;
             Ok(Arc::new(metadata))
         }
         .boxed()
@@ -70,28 +64,23 @@ impl AsyncFileReader for ObjectFileReader {
 }
 
 /// Read a whole Parquet object (all columns, or only `columns` that exist in it).
-pub async fn read_batches(
-    root: &StoreRoot,
-    path: &Path,
-    size: u64,
-    only: Option<&[&str]>,
-) -> Result<Vec<RecordBatch>, LakeError> {
+pub async fn read_batches(root: &StoreRoot, path: &Path, size: u64, only: Option<&[&str]>) -> Result<Vec<RecordBatch>, LakeError> {
     let url = root.url_of(path);
     let reader = ObjectFileReader::new(root.store.clone(), path.clone(), size);
-    let bad = |e: ParquetError| corrupt(&url, format!("could not read Parquet file {url} ({e}); if the file is damaged, move it out of the table folder and run `outlake reset` for its partition"));
+    let bad = |e: ParquetError| {
+        corrupt(
+            &url,
+            format!(
+                "could not read Parquet file {url} ({e}); if the file is damaged, move it out of the table folder and run `outlake reset` for its partition"
+            ),
+        )
+    };
     let mut builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| match e {
         ParquetError::External(inner) => storage("read", &url, &inner, CHECK_STORE),
         e => bad(e),
     })?;
     if let Some(names) = only {
-        let indices: Vec<usize> = builder
-            .schema()
-            .fields()
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| names.contains(&f.name().as_str()))
-            .map(|(i, _)| i)
-            .collect();
+        let indices: Vec<usize> = builder.schema().fields().iter().enumerate().filter(|(_, f)| names.contains(&f.name().as_str())).map(|(i, _)| i).collect();
         let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
         builder = builder.with_projection(mask);
     }
@@ -104,13 +93,7 @@ pub async fn read_batches(
 
 /// The key columns of a file's rows as [`KeyRow`]s, keeping rows of `mailbox_id` (when the file
 /// has that column) and, when `folder` is given, rows whose `parent_folder_id` equals it.
-pub async fn read_key_rows(
-    root: &StoreRoot,
-    path: &Path,
-    size: u64,
-    mailbox_id: &str,
-    folder: Option<&str>,
-) -> Result<Vec<KeyRow>, LakeError> {
+pub async fn read_key_rows(root: &StoreRoot, path: &Path, size: u64, mailbox_id: &str, folder: Option<&str>) -> Result<Vec<KeyRow>, LakeError> {
     let wanted = [
         columns::ID,
         columns::SEQ,
@@ -127,9 +110,8 @@ pub async fn read_key_rows(
     for batch in batches {
         let text = |name: &str| -> Result<Option<Vec<Option<String>>>, LakeError> {
             let Some(col) = batch.column_by_name(name) else { return Ok(None) };
-            let col = cast(col, &DataType::Utf8).map_err(|e| {
-                corrupt(&url, format!("column `{name}` of {url} is not text ({e}); the file was not written by outlake"))
-            })?;
+            let col = cast(col, &DataType::Utf8)
+                .map_err(|e| corrupt(&url, format!("column `{name}` of {url} is not text ({e}); the file was not written by outlake")))?;
             let s = col.as_string::<i32>();
             Ok(Some((0..s.len()).map(|i| s.is_valid(i).then(|| s.value(i).to_string())).collect()))
         };
@@ -146,8 +128,7 @@ pub async fn read_key_rows(
         };
         let counts = counts.as_ref().map(|c| c.as_primitive::<Int64Type>());
         let seq_col = batch.column_by_name(columns::SEQ).ok_or_else(|| missing(columns::SEQ))?;
-        let seq_col = cast(seq_col, &DataType::Int64)
-            .map_err(|e| corrupt(&url, format!("column `_seq` of {url} is not an integer ({e})")))?;
+        let seq_col = cast(seq_col, &DataType::Int64).map_err(|e| corrupt(&url, format!("column `_seq` of {url} is not an integer ({e})")))?;
         let seqs = seq_col.as_primitive::<Int64Type>();
         for i in 0..batch.num_rows() {
             let Some(id) = ids[i].clone() else { continue };

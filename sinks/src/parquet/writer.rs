@@ -22,7 +22,7 @@ use parquet::schema::types::ColumnPath;
 use uuid::Uuid;
 
 use super::layout;
-use crate::error::{storage, LakeError, CHECK_STORE};
+use crate::error::{CHECK_STORE, LakeError, storage};
 use crate::store::StoreRoot;
 
 /// How staged files are cut and encoded.
@@ -50,18 +50,8 @@ const UPLOAD_BUFFER_BYTES: usize = 10 * 1024 * 1024;
 const DATA_PAGE_BYTES: usize = 128 * 1024;
 
 /// Columns of the three tables whose values are (nearly) unique per row.
-const UNIQUE_COLUMNS: &[&str] = &[
-    "id",
-    "_seq",
-    "body_preview",
-    "body_content",
-    "change_key",
-    "conversation_id",
-    "internet_message_id",
-    "web_link",
-    "i_cal_uid",
-    "online_meeting_join_url",
-];
+const UNIQUE_COLUMNS: &[&str] =
+    &["id", "_seq", "body_preview", "body_content", "change_key", "conversation_id", "internet_message_id", "web_link", "i_cal_uid", "online_meeting_join_url"];
 
 impl WriterSettings {
     pub(crate) fn properties(&self, partition: &PartitionKey) -> WriterProperties {
@@ -82,10 +72,7 @@ impl WriterSettings {
             // partition size. Pages of 128 KiB bound that part (benches/README.md).
             .set_data_page_size_limit(DATA_PAGE_BYTES)
             .set_max_row_group_row_count(Some(self.row_group_rows.max(1)))
-            .set_key_value_metadata(Some(vec![KeyValue::new(
-                "outlake.partition".to_string(),
-                partition.slug(),
-            )]))
+            .set_key_value_metadata(Some(vec![KeyValue::new("outlake.partition".to_string(), partition.slug())]))
             .build()
     }
 }
@@ -116,8 +103,9 @@ impl ObjectStagedWriter {
         let id = layout::new_file_id();
         let path = Path::from(layout::staging_path(id));
         let sink = BufWriter::with_capacity(self.data.store.clone(), path.clone(), UPLOAD_BUFFER_BYTES);
-        let writer = AsyncArrowWriter::try_new(sink, schema.clone(), Some(self.settings.properties(&self.partition)))
-            .map_err(|e| storage("start staged file", &self.data.url_of(&path), &e, "the batch schema cannot be written as Parquet; this is a bug in the table schema"))?;
+        let writer = AsyncArrowWriter::try_new(sink, schema.clone(), Some(self.settings.properties(&self.partition))).map_err(|e| {
+            storage("start staged file", &self.data.url_of(&path), &e, "the batch schema cannot be written as Parquet; this is a bug in the table schema")
+        })?;
         Ok(OpenFile { id, schema, writer, rows: 0 })
     }
 

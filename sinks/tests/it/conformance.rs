@@ -19,13 +19,7 @@ use crate::support::*;
 
 async fn list_paths(lake: &ObjectLake, prefix: &str) -> Vec<String> {
     let root = lake.data_root();
-    let mut v: Vec<String> = root
-        .store
-        .list(Some(&Path::from(prefix)))
-        .map_ok(|m| m.location.to_string())
-        .try_collect()
-        .await
-        .unwrap();
+    let mut v: Vec<String> = root.store.list(Some(&Path::from(prefix))).map_ok(|m| m.location.to_string()).try_collect().await.unwrap();
     v.sort();
     v
 }

@@ -2,16 +2,16 @@
 //! loadable; an interrupted publish is rolled forward once the store works again.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
-    PutOptions, PutPayload, PutResult, RenameOptions, Result,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    RenameOptions, Result,
 };
 use outlake_pipeline::lake::{Lake, LakeErrorKind};
 use outlake_sinks::{ObjectLake, WriterSettings};
@@ -30,20 +30,12 @@ pub struct FailingStore {
 
 impl FailingStore {
     pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
-        FailingStore {
-            inner,
-            fail_puts: AtomicBool::new(false),
-            fail_copies: AtomicBool::new(false),
-            slow_puts: AtomicBool::new(false),
-        }
+        FailingStore { inner, fail_puts: AtomicBool::new(false), fail_copies: AtomicBool::new(false), slow_puts: AtomicBool::new(false) }
     }
 
     fn check(&self, flag: &AtomicBool, op: &str, path: &Path) -> Result<()> {
         if flag.load(Ordering::SeqCst) {
-            return Err(object_store::Error::Generic {
-                store: "FailingStore",
-                source: format!("injected failure of {op} {path}").into(),
-            });
+            return Err(object_store::Error::Generic { store: "FailingStore", source: format!("injected failure of {op} {path}").into() });
         }
         Ok(())
     }

@@ -21,8 +21,7 @@ fn v1_golden_records_parse_and_reencode_identically() {
     for entry in std::fs::read_dir(data("commit-v1")).unwrap() {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
-        let cp = commit::decode_record(&path.display().to_string(), &bytes)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let cp = commit::decode_record(&path.display().to_string(), &bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(
             String::from_utf8(commit::encode_record(&cp)).unwrap(),
             String::from_utf8(bytes).unwrap(),

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use outlake_pipeline::lake::Lake;
-use outlake_sinks::{open_lake, WriterSettings};
+use outlake_sinks::{WriterSettings, open_lake};
 
 use crate::support::*;
 

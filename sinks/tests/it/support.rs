@@ -11,7 +11,7 @@ use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use outlake_pipeline::lake::{CommitRequest, Lake};
 use outlake_pipeline::model::{Checkpoint, Cursor, PartitionKey, RoundInfo, StagedFile, Stream};
-use outlake_sinks::{open_lake, ObjectLake, WriterSettings};
+use outlake_sinks::{ObjectLake, WriterSettings, open_lake};
 
 pub const AZURITE_VAR: &str = "OUTLAKE_TEST_AZURITE";
 pub const S3_VAR: &str = "OUTLAKE_TEST_S3_ENDPOINT";
@@ -31,9 +31,9 @@ pub struct Backend {
 fn emulator_var(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var_os("CI").is_some() => panic!(
-            "{var} is not set but CI is: start the emulators with `scripts/emulators.sh start` and `eval \"$(scripts/emulators.sh env)\"`"
-        ),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("{var} is not set but CI is: start the emulators with `scripts/emulators.sh start` and `eval \"$(scripts/emulators.sh env)\"`")
+        }
         _ => {
             eprintln!("skipped: {var} is not set (run scripts/emulators.sh start; eval \"$(scripts/emulators.sh env)\")");
             None
@@ -147,8 +147,7 @@ pub fn batch(rows: &[Row<'_>]) -> RecordBatch {
 /// `n` upsert rows of one mailbox and folder, seqs starting at `first_seq`.
 pub fn rows_batch(mailbox: &str, folder: Option<&str>, first_seq: i64, n: usize) -> RecordBatch {
     let ids: Vec<String> = (0..n).map(|i| format!("id-{}", first_seq + i as i64)).collect();
-    let rows: Vec<Row<'_>> =
-        ids.iter().enumerate().map(|(i, id)| (mailbox, id.as_str(), folder, Some("ck"), "upsert", first_seq + i as i64)).collect();
+    let rows: Vec<Row<'_>> = ids.iter().enumerate().map(|(i, id)| (mailbox, id.as_str(), folder, Some("ck"), "upsert", first_seq + i as i64)).collect();
     batch(&rows)
 }
 
@@ -185,12 +184,7 @@ pub async fn stage(lake: &ObjectLake, partition: &PartitionKey, batches: &[Recor
 }
 
 /// Stage and commit in one go.
-pub async fn stage_commit(
-    lake: &ObjectLake,
-    partition: &PartitionKey,
-    previous: Option<Checkpoint>,
-    batches: &[RecordBatch],
-) -> Checkpoint {
+pub async fn stage_commit(lake: &ObjectLake, partition: &PartitionKey, previous: Option<Checkpoint>, batches: &[RecordBatch]) -> Checkpoint {
     let files = stage(lake, partition, batches).await;
     lake.commit(request(partition, previous, files)).await.unwrap()
 }

@@ -32,8 +32,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Int64Array, ListArray, ListBuilder, NullBufferBuilder, RecordBatch, StringArray,
-    StringBuilder, StructArray, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, Int64Array, ListArray, ListBuilder, NullBufferBuilder, RecordBatch, StringArray, StringBuilder, StructArray,
+    TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Fields};
@@ -112,24 +112,12 @@ pub(crate) struct Rows {
 
 impl Rows {
     pub(crate) fn with_capacity(n: usize) -> Self {
-        Rows {
-            ids: StringBuilder::with_capacity(n, n * 48),
-            deletes: Vec::with_capacity(n),
-            upserted_ids: Vec::with_capacity(n),
-            removed: 0,
-            malformed: 0,
-        }
+        Rows { ids: StringBuilder::with_capacity(n, n * 48), deletes: Vec::with_capacity(n), upserted_ids: Vec::with_capacity(n), removed: 0, malformed: 0 }
     }
 }
 
 /// Assemble the batch: key and pipeline columns, then the table's data columns.
-pub(crate) fn assemble<T: Table>(
-    stream: Stream,
-    table: T,
-    mut rows: Rows,
-    ctx: &NormalizeContext,
-    seq: &SeqGen,
-) -> RecordBatch {
+pub(crate) fn assemble<T: Table>(stream: Stream, table: T, mut rows: Rows, ctx: &NormalizeContext, seq: &SeqGen) -> RecordBatch {
     let n = rows.deletes.len();
     let first = seq.next_block(n);
     let (key_extra, data) = table.finish();
@@ -139,9 +127,7 @@ pub(crate) fn assemble<T: Table>(
     if let Some(k) = key_extra {
         cols.push(k);
     }
-    cols.push(Arc::new(StringArray::from_iter_values(
-        rows.deletes.iter().map(|d| if *d { columns::OP_DELETE } else { columns::OP_UPSERT }),
-    )));
+    cols.push(Arc::new(StringArray::from_iter_values(rows.deletes.iter().map(|d| if *d { columns::OP_DELETE } else { columns::OP_UPSERT }))));
     cols.push(Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| first + i))));
     let at = ctx.extracted_at.timestamp_micros();
     cols.push(Arc::new(TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(at, n)).with_timezone("UTC")));
@@ -170,12 +156,7 @@ pub fn delete_rows(stream: Stream, ids: &[String], ctx: &NormalizeContext, seq: 
 }
 
 /// Parse one delta page of `stream` into a batch of that table's schema.
-pub fn normalize_page(
-    stream: Stream,
-    body: &[u8],
-    ctx: &NormalizeContext,
-    seq: &SeqGen,
-) -> Result<NormalizedPage, NormalizeError> {
+pub fn normalize_page(stream: Stream, body: &[u8], ctx: &NormalizeContext, seq: &SeqGen) -> Result<NormalizedPage, NormalizeError> {
     match stream {
         Stream::Messages => normalize_with::<messages::Messages>(stream, body, ctx, seq),
         Stream::Events => normalize_with::<events::Events>(stream, body, ctx, seq),
@@ -183,12 +164,7 @@ pub fn normalize_page(
     }
 }
 
-fn normalize_with<T: Table>(
-    stream: Stream,
-    body: &[u8],
-    ctx: &NormalizeContext,
-    seq: &SeqGen,
-) -> Result<NormalizedPage, NormalizeError> {
+fn normalize_with<T: Table>(stream: Stream, body: &[u8], ctx: &NormalizeContext, seq: &SeqGen) -> Result<NormalizedPage, NormalizeError> {
     // Messages with the stored `$select` fields are 0.7–2 KB on the wire. The builders'
     // capacity stays in the finished batch while it waits in the pipeline's channel, so guess
     // low (a builder that runs out grows by doubling) rather than reserve 3× too much.
@@ -212,10 +188,7 @@ fn normalize_with<T: Table>(
         return Err(map_json_error(e, state.index.get()));
     }
     if !state.saw_value {
-        return Err(NormalizeError {
-            kind: NormalizeErrorKind::Invalid,
-            message: "page has no `value` array".to_string(),
-        });
+        return Err(NormalizeError { kind: NormalizeErrorKind::Invalid, message: "page has no `value` array".to_string() });
     }
     let PageState { table, mut rows, next_link, delta_link, .. } = state;
     let (upserted_ids, removed, malformed_items) = (std::mem::take(&mut rows.upserted_ids), rows.removed, rows.malformed);
@@ -234,10 +207,9 @@ fn parse_page<'de, R: serde_json::de::Read<'de>, T: Table>(
 fn map_json_error(e: serde_json::Error, index: Option<usize>) -> NormalizeError {
     use serde_json::error::Category;
     match e.classify() {
-        Category::Eof | Category::Syntax | Category::Io => NormalizeError {
-            kind: NormalizeErrorKind::Syntax,
-            message: format!("response body is truncated or not valid JSON: {e}"),
-        },
+        Category::Eof | Category::Syntax | Category::Io => {
+            NormalizeError { kind: NormalizeErrorKind::Syntax, message: format!("response body is truncated or not valid JSON: {e}") }
+        }
         Category::Data => NormalizeError {
             kind: NormalizeErrorKind::Invalid,
             message: match index {
@@ -286,9 +258,7 @@ impl<'de, T: Table> Visitor<'de> for PageSeed<'_, '_, T> {
                 }
                 Some(k @ ("@odata.nextLink" | "@odata.deltaLink")) => {
                     take_malformed();
-                    let link = map
-                        .next_value::<LStr<'de>>()
-                        .map(|l| l.0.map(Cow::into_owned))?;
+                    let link = map.next_value::<LStr<'de>>().map(|l| l.0.map(Cow::into_owned))?;
                     if take_malformed() {
                         return Err(de::Error::custom(format!("`{k}` is not a string")));
                     }
@@ -392,11 +362,7 @@ pub(crate) struct StrStruct<const N: usize> {
 
 impl<const N: usize> StrStruct<N> {
     pub(crate) fn new(fields: Fields, n: usize) -> Self {
-        StrStruct {
-            fields,
-            children: std::array::from_fn(|_| StringBuilder::with_capacity(n, n * 24)),
-            valid: NullBufferBuilder::new(n),
-        }
+        StrStruct { fields, children: std::array::from_fn(|_| StringBuilder::with_capacity(n, n * 24)), valid: NullBufferBuilder::new(n) }
     }
     pub(crate) fn push(&mut self, v: Option<[Option<&str>; N]>) {
         match v {

@@ -112,15 +112,9 @@ mod tests {
     #[test]
     fn zero_to_seven_digits_and_offsets() {
         assert_eq!(parse_timestamp_micros("2024-01-15T11:26:41Z"), Some(chrono_micros("2024-01-15T11:26:41Z")));
-        assert_eq!(
-            parse_timestamp_micros("2024-01-15T11:26:39.1524133Z"),
-            Some(chrono_micros("2024-01-15T11:26:39.152413Z"))
-        );
+        assert_eq!(parse_timestamp_micros("2024-01-15T11:26:39.1524133Z"), Some(chrono_micros("2024-01-15T11:26:39.152413Z")));
         assert_eq!(parse_timestamp_micros("2024-01-15T11:26:39.1Z"), Some(chrono_micros("2024-01-15T11:26:39.1Z")));
-        assert_eq!(
-            parse_timestamp_micros("2024-01-15T11:26:41+05:30"),
-            Some(chrono_micros("2024-01-15T05:56:41Z"))
-        );
+        assert_eq!(parse_timestamp_micros("2024-01-15T11:26:41+05:30"), Some(chrono_micros("2024-01-15T05:56:41Z")));
         assert_eq!(parse_timestamp_micros("2024-01-15T11:26:41-08:00"), Some(chrono_micros("2024-01-15T19:26:41Z")));
         // No offset: read as UTC.
         assert_eq!(parse_timestamp_micros("2024-01-22T02:30:00.0000000"), Some(chrono_micros("2024-01-22T02:30:00Z")));
@@ -131,7 +125,16 @@ mod tests {
 
     #[test]
     fn rejects_invalid() {
-        for bad in ["", "yesterday", "2024-13-01T00:00:00Z", "2023-02-29T00:00:00Z", "2024-01-01T24:00:00Z", "2024-01-01T00:00:00.Z", "2024-01-01T00:00:00Zjunk", "2024-01-01"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2024-13-01T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2024-01-01T24:00:00Z",
+            "2024-01-01T00:00:00.Z",
+            "2024-01-01T00:00:00Zjunk",
+            "2024-01-01",
+        ] {
             assert_eq!(parse_timestamp_micros(bad), None, "{bad}");
         }
     }
