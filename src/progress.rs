@@ -50,23 +50,23 @@ async fn render(mut rx: mpsc::UnboundedReceiver<ProgressEvent>, multi: MultiProg
         .progress_chars("=> ");
     let total = multi.add(ProgressBar::new(0).with_style(total_style).with_prefix("outlake"));
     total.enable_steady_tick(Duration::from_millis(200));
-    let mut bars: HashMap<String, (ProgressBar, Duration)> = HashMap::new();
+    let mut bars: HashMap<String, ProgressBar> = HashMap::new();
     let mut rows: u64 = 0;
     while let Some(ev) = rx.recv().await {
         match ev {
             ProgressEvent::RunStarted { mailboxes } => total.set_length(mailboxes as u64),
             ProgressEvent::MailboxStarted { mailbox_id, label } => {
                 let bar = multi.add(ProgressBar::new(0).with_style(mailbox_style.clone()).with_prefix(truncate(&label, 30)));
-                bars.insert(mailbox_id, (bar, Duration::ZERO));
+                bars.insert(mailbox_id, bar);
             }
             ProgressEvent::MailboxExpected { mailbox_id, items } => {
-                if let Some((b, _)) = bars.get(&mailbox_id) {
+                if let Some(b) = bars.get(&mailbox_id) {
                     b.inc_length(items);
                 }
             }
             ProgressEvent::Page { mailbox_id, rows: n, upserts, .. } => {
                 rows += n;
-                if let Some((b, _)) = bars.get(&mailbox_id) {
+                if let Some(b) = bars.get(&mailbox_id) {
                     if b.length().unwrap_or(0) < b.position() + upserts {
                         b.set_length(b.position() + upserts);
                     }
@@ -74,14 +74,8 @@ async fn render(mut rx: mpsc::UnboundedReceiver<ProgressEvent>, multi: MultiProg
                 }
                 total.set_message(format!("{rows} rows"));
             }
-            ProgressEvent::Throttled { mailbox_id, waited } => {
-                if let Some((b, w)) = bars.get_mut(&mailbox_id) {
-                    *w += waited;
-                    b.set_message(format!("throttled {:.1}s", w.as_secs_f64()));
-                }
-            }
             ProgressEvent::MailboxFinished { mailbox_id, ok } => {
-                if let Some((b, _)) = bars.remove(&mailbox_id) {
+                if let Some(b) = bars.remove(&mailbox_id) {
                     if ok {
                         b.finish_and_clear();
                     } else {

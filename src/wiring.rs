@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use outlake_config::{AuthKind, Config, Mailboxes};
-use outlake_connectors::graph::{AuthMode, GraphOptions, GraphSource, MailboxSelection};
+use outlake_connectors::{AuthMode, GraphOptions, GraphSource, MailboxSelection};
 use outlake_pipeline::lake::DynLake;
 use outlake_pipeline::model::Stream;
 use outlake_pipeline::progress::Progress;

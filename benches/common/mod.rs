@@ -128,7 +128,7 @@ pub async fn folders(http: &reqwest::Client, bearer: &str, prefer: &str, base: &
 
 /// The first messages delta URL outlake asks for (connectors/src/graph/urls.rs).
 pub fn message_delta_url(base: &str, user: &str, folder: &str, bodies: bool) -> String {
-    let mut select = outlake_connectors::graph::urls::MESSAGE_SELECT.join(",");
+    let mut select = outlake_connectors::MESSAGE_SELECT.join(",");
     if bodies {
         select.push_str(",body");
     }

@@ -129,8 +129,13 @@ fn units(bytes: u64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
-    #[tokio::test]
+    /// Sleeping this long on paused time (`start_paused`) returns only once every other task is
+    /// blocked: a task still unfinished then is waiting, not merely not yet scheduled.
+    const UNTIL_IDLE: Duration = Duration::from_secs(3600);
+
+    #[tokio::test(start_paused = true)]
     async fn reservations_wait_for_released_pages_and_resize_without_waiting() {
         let budget = PageBudget::new(100 * 1024);
         let mut a = budget.reserve(40 * 1024).await;
@@ -146,14 +151,16 @@ mod tests {
         // A reservation waits until a page is released.
         let waiting = tokio::spawn({
             let budget = budget.clone();
-            async move { budget.reserve(20 * 1024).await.held_kib() }
+            async move { budget.reserve(20 * 1024).await }
         });
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished());
+        tokio::time::sleep(UNTIL_IDLE).await;
+        assert!(!waiting.is_finished(), "20 KiB are not free until a page is released");
+        assert_eq!(budget.available_kib(), 0);
         drop(b);
-        assert_eq!(waiting.await.unwrap(), 20);
+        let c = waiting.await.unwrap();
+        assert_eq!((c.held_kib(), budget.available_kib()), (20, 30));
         // A page larger than the whole budget is capped at half of it, not stuck.
-        drop(a);
+        drop((a, c));
         let huge = budget.reserve(10 << 30).await;
         assert_eq!(huge.held_kib(), 50);
     }

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
 
-use crate::model::{Checkpoint, Cursor, KeyState, PartitionKey, RoundInfo, StagedFile};
+use crate::model::{Checkpoint, Cursor, KeyState, PartitionKey, PartitionState, RoundInfo, StagedFile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LakeErrorKind {
@@ -46,8 +46,6 @@ impl LakeError {
 pub trait StagedWriter: Send {
     /// Append rows. The writer rolls to a new file at its target size.
     async fn write(&mut self, batch: &RecordBatch) -> Result<(), LakeError>;
-    /// Rows buffered or written since the last `finish`.
-    fn pending_rows(&self) -> u64;
     /// Bytes of encoded output held in memory (the open file's row group in progress and the
     /// part of the file not yet handed to storage).
     fn buffered_bytes(&self) -> u64 {
@@ -69,12 +67,16 @@ pub struct CommitRequest {
     /// The commit this one follows (`None` for the partition's first commit).
     pub previous: Option<Checkpoint>,
     pub files: Vec<StagedFile>,
+    /// The partition's state after this commit.
+    pub state: PartitionState,
     pub cursor: Option<Cursor>,
     pub round: RoundInfo,
+    /// The largest `_seq` handed out so far ([`Checkpoint::high_water_seq`]); the sink keeps
+    /// the larger of this and the previous commit's.
+    pub high_water_seq: i64,
     pub run_id: String,
     pub rows: u64,
     pub rebaselined: bool,
-    pub retired: bool,
 }
 
 #[async_trait]
@@ -99,9 +101,6 @@ pub trait Lake: Send + Sync + 'static {
     /// Remove staged files that no commit references and that are older than `min_age`.
     /// Returns the paths removed.
     async fn vacuum(&self, min_age: std::time::Duration) -> Result<Vec<String>, LakeError>;
-
-    /// The sink root as configured (for messages).
-    fn describe(&self) -> String;
 }
 
 /// One row read back from a table (used by `current_keys` implementations and tests).

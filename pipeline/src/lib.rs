@@ -8,10 +8,13 @@
 //! - [`seq`]: the `_seq` generator.
 //! - [`state`]: helpers that read pipeline columns out of record batches.
 //! - [`scope`]: folder include/exclude and `received_after`.
+//! - [`plan`]: the pure planner: what each partition does this run.
+//! - [`runner`]: carries the plan out: fetch, write and commit stages per partition.
 pub mod budget;
 pub mod lake;
 pub mod limiter;
 pub mod model;
+pub mod plan;
 pub mod progress;
 pub mod runner;
 pub mod scope;

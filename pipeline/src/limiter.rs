@@ -19,7 +19,9 @@
 //! mailbox cannot starve the others.
 //!
 //! The bucket is generic over governor's [`Clock`] so the guarantee is tested on a
-//! [`governor::clock::FakeRelativeClock`]; the [`Limiter`] uses the real clock.
+//! [`governor::clock::FakeRelativeClock`]; the [`Limiter`] uses [`TokioClock`], tokio's clock,
+//! so the bucket, the pauses and the sleeps in `acquire` all read one time, and tests on paused
+//! tokio time (`tokio::time::pause`) drive all three deterministically.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -27,7 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
@@ -59,8 +61,30 @@ pub fn window_quota(limit: u32, window: Duration) -> (NonZeroU32, Duration) {
     (NonZeroU32::new(burst).expect("burst is at least 1"), period)
 }
 
+/// governor's [`Clock`] on tokio's time: time elapsed since the clock was made. Outside tests it
+/// reads the same monotonic time as governor's default clock; under `tokio::time::pause` it
+/// stands still until the test (or the runtime's auto-advance) moves it.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    origin: Instant,
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        TokioClock { origin: Instant::now() }
+    }
+}
+
+impl Clock for TokioClock {
+    type Instant = Duration;
+
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+}
+
 /// A token bucket that never admits more than `limit` requests in any interval of `window`.
-pub struct WindowBucket<C: Clock = DefaultClock> {
+pub struct WindowBucket<C: Clock = TokioClock> {
     inner: RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<C::Instant>>,
     clock: C,
 }
@@ -78,9 +102,9 @@ impl<C: Clock + Clone> WindowBucket<C> {
     }
 }
 
-impl WindowBucket<DefaultClock> {
+impl WindowBucket<TokioClock> {
     pub fn new(limit: u32, window: Duration) -> Self {
-        Self::with_clock(limit, window, DefaultClock::default())
+        Self::with_clock(limit, window, TokioClock::default())
     }
 
     /// Wait (on tokio's timer) until a token is taken.
@@ -254,43 +278,113 @@ mod tests {
         assert_eq!(period, Duration::from_nanos(600_000_000_000u64.div_ceil(9_500)));
     }
 
-    #[tokio::test]
-    async fn pause_blocks_only_that_mailbox() {
-        let limiter =
-            Limiter::new(LimiterConfig { requests_per_window: 1000, window: Duration::from_secs(600), max_concurrent_per_mailbox: 4, max_in_flight_total: 16 });
+    fn config(limit: u32, window: Duration, per_mailbox: u32, total: u32) -> LimiterConfig {
+        LimiterConfig { requests_per_window: limit, window, max_concurrent_per_mailbox: per_mailbox, max_in_flight_total: total }
+    }
+
+    /// Long enough that, on paused time, the runtime only gets there once every other task is
+    /// blocked: whatever can still run has run.
+    const UNTIL_IDLE: Duration = Duration::from_secs(3600);
+
+    // All tests below run on paused tokio time: the clock moves only when every task is blocked
+    // (to the next timer), so the times asserted are exact, not thresholds.
+
+    #[tokio::test(start_paused = true)]
+    async fn pause_blocks_only_that_mailbox_until_the_instant() {
+        let limiter = Arc::new(Limiter::new(config(1000, Duration::from_secs(600), 4, 16)));
         let start = Instant::now();
         let pause = Duration::from_millis(300);
         limiter.pause("a", start + pause);
         // A shorter pause never shortens a longer one.
         limiter.pause("a", start + Duration::from_millis(10));
-        assert!(limiter.paused_until("a").is_some());
-        assert!(limiter.paused_until("b").is_none());
+        assert_eq!(limiter.paused_until("a"), Some(start + pause));
+        assert_eq!(limiter.paused_until("b"), None);
+
+        let a = tokio::spawn({
+            let limiter = limiter.clone();
+            async move { (limiter.acquire("a").await.waited, Instant::now()) }
+        });
+        tokio::task::yield_now().await;
+        // While "a" is paused, "b" goes through at once.
         let b = limiter.acquire("b").await;
-        assert!(b.waited < Duration::from_millis(100));
-        let a = limiter.acquire("a").await;
-        assert!(start.elapsed() >= pause);
-        assert!(a.waited >= Duration::from_millis(250));
-        assert!(limiter.waited("a") >= Duration::from_millis(250));
-        assert!(limiter.waited("b") < Duration::from_millis(100));
+        assert_eq!((b.waited, Instant::now()), (Duration::ZERO, start));
+        assert!(!a.is_finished());
+
+        let (a_waited, a_at) = a.await.unwrap();
+        assert_eq!(a_at, start + pause, "\"a\" is let go exactly when its pause ends");
+        assert_eq!(a_waited, pause);
+        assert_eq!(limiter.waited("a"), pause);
+        assert_eq!(limiter.waited("b"), Duration::ZERO);
+        assert_eq!(limiter.paused_until("a"), None);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
+    async fn acquire_spaces_requests_by_the_bucket_period_on_tokio_time() {
+        // limit 21 per 10 s: burst 1, then one token every 10 s / 20 = 500 ms.
+        let window = Duration::from_secs(10);
+        assert_eq!(window_quota(21, window), (NonZeroU32::new(1).unwrap(), Duration::from_millis(500)));
+        let limiter = Limiter::new(config(21, window, 4, 16));
+        let start = Instant::now();
+        let mut admitted = Vec::new();
+        for _ in 0..4 {
+            let permit = limiter.acquire("a").await;
+            admitted.push((Instant::now() - start, permit.waited));
+        }
+        let ms = Duration::from_millis;
+        assert_eq!(admitted, vec![(ms(0), ms(0)), (ms(500), ms(500)), (ms(1000), ms(500)), (ms(1500), ms(500))]);
+        assert_eq!(limiter.waited("a"), ms(1500));
+        // Another mailbox has its own bucket: its burst token is there at once.
+        assert_eq!(limiter.acquire("b").await.waited, Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_set_while_waiting_for_the_bucket_holds_the_request() {
+        let ms = Duration::from_millis;
+        let limiter = Arc::new(Limiter::new(config(21, Duration::from_secs(10), 4, 16)));
+        let start = Instant::now();
+        drop(limiter.acquire("a").await); // the burst token; the next one comes at 500 ms
+        let next = tokio::spawn({
+            let limiter = limiter.clone();
+            async move { limiter.acquire("a").await.waited }
+        });
+        tokio::time::sleep(ms(100)).await;
+        // A 429 on another request at 100 ms pauses the mailbox until 2 s.
+        limiter.pause("a", start + ms(2000));
+        assert_eq!(next.await.unwrap(), ms(2000));
+        assert_eq!(Instant::now(), start + ms(2000));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn mailbox_semaphore_caps_in_flight() {
-        let limiter = Arc::new(Limiter::new(LimiterConfig {
-            requests_per_window: 1000,
-            window: Duration::from_secs(600),
-            max_concurrent_per_mailbox: 2,
-            max_in_flight_total: 16,
-        }));
+        let limiter = Arc::new(Limiter::new(config(1000, Duration::from_secs(600), 2, 16)));
+        let start = Instant::now();
         let p1 = limiter.acquire("a").await;
         let _p2 = limiter.acquire("a").await;
-        let l2 = limiter.clone();
-        let third = tokio::spawn(async move { l2.acquire("a").await });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let third = tokio::spawn({
+            let limiter = limiter.clone();
+            async move { limiter.acquire("a").await.waited }
+        });
+        tokio::time::sleep(UNTIL_IDLE).await;
         assert!(!third.is_finished(), "a third request to the same mailbox must wait");
         // Another mailbox is not blocked.
-        let _other = limiter.acquire("b").await;
+        assert_eq!(limiter.acquire("b").await.waited, Duration::ZERO);
         drop(p1);
-        third.await.unwrap();
+        assert_eq!(third.await.unwrap(), UNTIL_IDLE, "the third goes as soon as a slot frees");
+        assert_eq!(Instant::now(), start + UNTIL_IDLE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn global_semaphore_caps_in_flight_over_all_mailboxes() {
+        let limiter = Arc::new(Limiter::new(config(1000, Duration::from_secs(600), 4, 2)));
+        let a = limiter.acquire("a").await;
+        let _b = limiter.acquire("b").await;
+        let c = tokio::spawn({
+            let limiter = limiter.clone();
+            async move { limiter.acquire("c").await.waited }
+        });
+        tokio::time::sleep(UNTIL_IDLE).await;
+        assert!(!c.is_finished(), "a third request in flight must wait for the global cap of 2");
+        drop(a);
+        assert_eq!(c.await.unwrap(), UNTIL_IDLE);
     }
 }

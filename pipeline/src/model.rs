@@ -205,23 +205,90 @@ pub struct StagedFile {
     pub bytes: u64,
 }
 
+/// Where a partition is in its life; stored in every commit record (format 2 on).
+///
+/// ```text
+///            first commit                 folder left the scope
+///   (none) ─────────────► Syncing ──────────────────────────────► Parked
+///                          ▲  │ 410 / `outlake reset`               │ back in scope
+///        rebaseline round  │  ▼                                     ▼
+///        commits a link    NeedsRebaseline ◄──────────────────── (rebaseline)
+///   folder deleted (from any state but Retired) ──────────────────► Retired
+/// ```
+///
+/// The decisions between states are made by [`crate::plan`]; this type only names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionState {
+    /// Following Graph's links: the cursor is a nextLink (mid-round) or a deltaLink (caught up).
+    Syncing,
+    /// The next round starts without a token and owes deletes: the sync state expired (410) or
+    /// `outlake reset` cleared the cursor. No cursor.
+    NeedsRebaseline,
+    /// The folder left `include_folders` / `exclude_folders`: its rows were deleted from the
+    /// output. No cursor; it re-baselines if the folder comes back into scope.
+    Parked,
+    /// The folder was deleted: its rows were deleted from the output. Never resumed.
+    Retired,
+}
+
+impl PartitionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartitionState::Syncing => "syncing",
+            PartitionState::NeedsRebaseline => "needs_rebaseline",
+            PartitionState::Parked => "parked",
+            PartitionState::Retired => "retired",
+        }
+    }
+}
+
+/// What kind of round a partition is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoundKind {
+    /// The partition's first round, without a token; it owes no deletes.
+    Baseline,
+    /// A round without a token after the partition already had data (410 expiry, `outlake
+    /// reset`, a changed scope, a folder back in scope). At its end, every key the output holds
+    /// for the partition that the round did not return gets a delete row.
+    Rebaseline,
+    /// A round started from a deltaLink.
+    Incremental,
+}
+
+impl RoundKind {
+    /// The round started without a token.
+    pub fn is_baseline(self) -> bool {
+        matches!(self, RoundKind::Baseline | RoundKind::Rebaseline)
+    }
+    /// The round must end with delete rows for what it did not return.
+    pub fn owes_deletes(self) -> bool {
+        self == RoundKind::Rebaseline
+    }
+}
+
+/// The configured scope a round runs under, one field per setting. A partition whose committed
+/// round scope differs from the configured one re-baselines, so the output follows the config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundScope {
+    /// `source.received_after` (messages only): messages received before it are not kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_after: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// Bookkeeping of the round a partition is in, carried by every commit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoundInfo {
-    /// The round started without a token (first sync, reset, or after 410).
-    pub baseline: bool,
-    /// True when the round is a baseline that must, at its end, write delete rows for keys the
-    /// output holds but the round did not return (after 410 or `outlake reset`).
-    pub owes_deletes: bool,
+    pub kind: RoundKind,
     /// The smallest `_seq` any row of this round can carry: rows of this partition with a
     /// smaller `_seq` were written before the round started.
     pub started_seq: i64,
     /// Pages fetched in this round so far.
     pub pages: u64,
-    /// The message scope the round runs under ([`crate::scope::MessageScope::fingerprint`]);
-    /// `None` when every message is kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
+    /// The configured scope the round runs under.
+    #[serde(default)]
+    pub scope: RoundScope,
 }
 
 /// The persisted position of a partition: one commit record. Versioned on disk by the sink.
@@ -230,9 +297,13 @@ pub struct Checkpoint {
     pub partition: PartitionKey,
     /// Commit number of this partition, starting at 1; the next commit must be `seq + 1`.
     pub seq: u64,
-    /// `None` after `outlake reset` or before the first page: start a new round.
+    pub state: PartitionState,
+    /// Where the next request starts; `Some` only in [`PartitionState::Syncing`].
     pub cursor: Option<Cursor>,
     pub round: RoundInfo,
+    /// The largest `_seq` handed out before this commit: every row this partition has
+    /// committed has a smaller or equal `_seq`. The next run's `_seq` floor lies above it.
+    pub high_water_seq: i64,
     pub files: Vec<StagedFile>,
     pub run_id: String,
     pub committed_at: chrono::DateTime<chrono::Utc>,
@@ -240,20 +311,6 @@ pub struct Checkpoint {
     pub total_rows: u64,
     /// Re-baselines (410 or reset) over the partition's life.
     pub rebaselines: u64,
-    /// The partition is finished for good (its folder was deleted): never resume it.
-    #[serde(default)]
-    pub retired: bool,
-}
-
-/// [`RoundInfo::scope`] of a messages partition whose folder left the folder scope: its rows
-/// were deleted from the output and it has no cursor.
-pub const OUT_OF_SCOPE: &str = "out_of_scope";
-
-impl Checkpoint {
-    /// The partition was parked because its folder left `include_folders` / `exclude_folders`.
-    pub fn is_out_of_scope(&self) -> bool {
-        self.cursor.is_none() && self.round.scope.as_deref() == Some(OUT_OF_SCOPE)
-    }
 }
 
 /// What the output currently holds for a key, as read back from committed files.

@@ -3,8 +3,6 @@
 //! Events are sent on an unbounded channel and never block the pipeline. A sink that nobody
 //! listens to costs one atomic check per event.
 
-use std::time::Duration;
-
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::model::Stream;
@@ -36,11 +34,6 @@ pub enum ProgressEvent {
         mailbox_id: String,
         stream: Stream,
         rows: u64,
-    },
-    /// The mailbox waited on its limiter or on Retry-After.
-    Throttled {
-        mailbox_id: String,
-        waited: Duration,
     },
     Rebaselined {
         mailbox_id: String,

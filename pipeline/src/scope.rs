@@ -9,7 +9,7 @@
 //! - A folder is selected when `include` is empty or a pattern of `include` names it, and no
 //!   pattern of `exclude` names it.
 //! - `received_after` drops upserts whose `received_date_time` is earlier (or missing); delete
-//!   rows always pass. A partition remembers the [`MessageScope::fingerprint`] it was synced
+//!   rows always pass. A partition remembers the [`RoundScope`] it was synced
 //!   with; when it changes, the partition re-baselines so the output matches the new scope.
 
 use std::collections::{HashMap, HashSet};
@@ -18,7 +18,7 @@ use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use chrono::{DateTime, Utc};
 use outlake_config::FolderPattern;
 
-use crate::model::{KeyState, Mailbox, columns};
+use crate::model::{KeyState, Mailbox, RoundScope, columns};
 use crate::source::{Source, SourceError};
 
 /// A folder as the `mail_folders` table holds it.
@@ -163,10 +163,9 @@ pub struct MessageScope {
 }
 
 impl MessageScope {
-    /// What a messages partition records about the scope it was synced with; `None` when
-    /// every message is kept.
-    pub fn fingerprint(&self) -> Option<String> {
-        self.received_after.map(|t| format!("received_after={}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+    /// The part of a round's [`RoundScope`] this setting decides.
+    pub fn round_scope(&self) -> RoundScope {
+        RoundScope { received_after: self.received_after }
     }
 
     /// A mask keeping delete rows and upserts received at or after `received_after`; `None`

@@ -4,14 +4,12 @@
 //! ([`SourceErrorKind`]), so the runner acts in one place: re-baseline, skip a mailbox, fail a
 //! partition, fail a mailbox, or fail the run.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 
-use crate::model::{Mailbox, Page, PageRequest, PartitionKey, Stream};
+use crate::model::{Mailbox, Page, PageRequest, PartitionKey};
 use crate::seq::SeqGen;
 
 /// How the runner must react to a source error. The connector decides; the runner obeys.
@@ -36,6 +34,13 @@ pub enum SourceErrorKind {
     Auth,
     /// Anything else that should stop the whole run.
     Fatal,
+}
+
+impl SourceErrorKind {
+    /// `Auth` and `Fatal` stop the whole run; every other kind stays within its mailbox.
+    pub fn stops_run(self) -> bool {
+        matches!(self, SourceErrorKind::Auth | SourceErrorKind::Fatal)
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -71,6 +76,9 @@ pub struct MailboxListing {
     pub mailboxes: Vec<Mailbox>,
     /// (user id or UPN, reason) for users without a mailbox.
     pub skipped: Vec<(String, String)>,
+    /// (configured entry, error) for listed mailboxes that could not be resolved for a reason of
+    /// their own (e.g. 400 `BadRequest`, 404 on `/users/{x}`): each fails alone, the others sync.
+    pub failed: Vec<(String, SourceError)>,
 }
 
 #[async_trait]
@@ -82,9 +90,6 @@ pub trait Source: Send + Sync + 'static {
     /// Fetch one page of a partition's round and normalize it. `_seq` values are drawn from
     /// `seq` in the order items appear on the page.
     async fn fetch_page(&self, mailbox: &Mailbox, partition: &PartitionKey, request: &PageRequest, seq: &SeqGen, run_id: &str) -> Result<Page, SourceError>;
-
-    /// The Arrow schema of a table.
-    fn schema(&self, stream: Stream) -> SchemaRef;
 
     /// Delete rows (key columns set, everything else null) for the given ids of a partition.
     fn delete_rows(&self, partition: &PartitionKey, ids: &[String], seq: &SeqGen, run_id: &str) -> RecordBatch;
@@ -98,12 +103,6 @@ pub trait Source: Send + Sync + 'static {
 
     /// Per-mailbox request counters so far.
     fn stats(&self, mailbox_id: &str) -> RequestStats;
-
-    /// Folder ids the mail folder stream has seen as present, for a mailbox, from the folder
-    /// rows in `batch` (a committed `mail_folders` page): returns (present, removed) ids.
-    fn folder_changes(&self, batch: &RecordBatch) -> (HashSet<String>, HashSet<String>) {
-        crate::state::folder_changes(batch)
-    }
 }
 
 pub type DynSource = Arc<dyn Source>;

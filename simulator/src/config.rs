@@ -97,6 +97,10 @@ pub struct SimConfig {
     pub disabled_mailboxes: Vec<String>,
     /// Mailboxes (id or UPN) blocked for app-only access by an access policy: 403 (live).
     pub blocked_mailboxes: Vec<String>,
+    /// Users (id or UPN) whose own entity, `GET /users/{id|upn}`, answers 400 `BadRequest`, as
+    /// Graph does for a key it cannot read; their other routes answer normally. For tests of how
+    /// a client classifies a failure to resolve one configured user (live).
+    pub bad_request_users: Vec<String>,
     /// Day the generated calendars are centred on; `None` = today (UTC midnight).
     pub anchor: Option<chrono::DateTime<chrono::Utc>>,
     /// Corrupted delta pages, for tests of hostile input ([`crate::hostile`]); empty = none (live).
@@ -137,6 +141,7 @@ impl Default for SimConfig {
             quota_exceeded_mailboxes: Vec::new(),
             disabled_mailboxes: Vec::new(),
             blocked_mailboxes: Vec::new(),
+            bad_request_users: Vec::new(),
             anchor: None,
             hostile: Vec::new(),
         }
@@ -169,6 +174,7 @@ pub struct ConfigPatch {
     pub quota_exceeded_mailboxes: Option<Vec<String>>,
     pub disabled_mailboxes: Option<Vec<String>>,
     pub blocked_mailboxes: Option<Vec<String>>,
+    pub bad_request_users: Option<Vec<String>>,
 }
 
 impl ConfigPatch {
@@ -199,6 +205,7 @@ impl ConfigPatch {
         set!(quota_exceeded_mailboxes);
         set!(disabled_mailboxes);
         set!(blocked_mailboxes);
+        set!(bad_request_users);
         if let Some(v) = self.window_secs {
             c.window = Duration::from_secs_f64(v.max(0.0));
         }

@@ -3,7 +3,8 @@
 //! `mailFolders/{id|name}/messages/delta`, `calendarView/delta`.
 //!
 //! Request pipeline: authenticate the bearer token (401 InvalidAuthenticationToken), resolve the
-//! mailbox (`/me` needs a delegated token: 400 BadRequest otherwise), check permissions (403),
+//! mailbox (`/me` needs a delegated token: 400 BadRequest otherwise; a user listed in
+//! `bad_request_users` answers 400 BadRequest on `GET /users/{id|upn}`), check permissions (403),
 //! throttle per (client_id, mailbox) (429), add the configured latency, maybe inject a fault
 //! (never advancing sync state), then check the mailbox state (404 MailboxNotEnabledForRESTAPI,
 //! 403 access policy, 403 ErrorQuotaExceeded on delta calls) and serve. Path segments may use the
@@ -85,12 +86,13 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -187,14 +189,15 @@ fn query_get<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// The `/v1.0/*` handler.
 pub async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> Response {
     // Pre-rendered pages ([`crate::replay`]): answered before anything else.
-    if sh.replay.mode() == crate::replay::ReplayMode::Serve && req.headers().contains_key(header::AUTHORIZATION) {
-        if let Some(rec) = req.uri().path_and_query().and_then(|pq| sh.replay.lookup(pq.as_str(), req.headers())) {
-            let mut r = Ctx::new(req.headers()).json(StatusCode::OK, rec.body);
-            if let Some(p) = rec.preference_applied {
-                r.headers_mut().insert("Preference-Applied", p);
-            }
-            return r;
+    if sh.replay.mode() == crate::replay::ReplayMode::Serve
+        && req.headers().contains_key(header::AUTHORIZATION)
+        && let Some(rec) = req.uri().path_and_query().and_then(|pq| sh.replay.lookup(pq.as_str(), req.headers()))
+    {
+        let mut r = Ctx::new(req.headers()).json(StatusCode::OK, rec.body);
+        if let Some(p) = rec.preference_applied {
+            r.headers_mut().insert("Preference-Applied", p);
         }
+        return r;
     }
     let headers = req.headers().clone();
     let ctx = Ctx::new(&headers);
@@ -370,6 +373,11 @@ async fn mailbox_request(
                 None => return ctx.error(StatusCode::NOT_FOUND, "ErrorInvalidUser", &format!("The requested user '{key}' is invalid.")),
             },
         };
+        if let (Target::User(key), Op::GetUser) = (&target, &op)
+            && st.listed(&st.cfg.bad_request_users, ui)
+        {
+            return ctx.error(StatusCode::BAD_REQUEST, "BadRequest", &format!("Invalid object identifier '{key}'."));
+        }
         let denied = match (&principal, &op) {
             (Principal::App { roles }, Op::GetUser) => !has_any(roles, &["User.Read.All", "User.ReadBasic.All", "User.ReadWrite.All", "Directory.Read.All"]),
             (Principal::User { user, scopes }, Op::GetUser) => {
@@ -439,10 +447,10 @@ async fn mailbox_request(
             if matches!(f, Fault::ServiceUnavailable { .. } | Fault::GatewayTimeout { .. }) {
                 st.stats.server_errors += 1;
             }
-            if f == Fault::TokenRevocation {
-                if let Some(t) = st.auth.access.get_mut(&bearer) {
-                    t.revoked = true;
-                }
+            if f == Fault::TokenRevocation
+                && let Some(t) = st.auth.access.get_mut(&bearer)
+            {
+                t.revoked = true;
             }
         }
         f.map(|f| (f, st.cfg.slow_latency))
@@ -499,7 +507,7 @@ async fn mailbox_request(
             let mut kind = CollKind::Folders;
             match &op {
                 Op::MessageDelta(key) => {
-                    let folder = mb.folder_id(&key).filter(|f| *f != mb.root_id);
+                    let folder = mb.folder_id(key).filter(|f| *f != mb.root_id);
                     if token.is_none() {
                         let Some(folder) = folder else {
                             return ctx.error(StatusCode::NOT_FOUND, "ErrorItemNotFound", "The specified object was not found in the store.");
@@ -535,43 +543,37 @@ async fn mailbox_request(
                         }
                     }
                 }
-                Op::CalendarDelta => {
-                    if token.is_none() {
-                        for bad in ["$select", "$filter", "$orderby", "$expand", "$search"] {
-                            if query_get(&query, bad).is_some() {
-                                return ctx.error(
-                                    StatusCode::BAD_REQUEST,
-                                    "ErrorInvalidUrlQuery",
-                                    &format!("The following parameters are not supported with change tracking over the 'CalendarView' resource: '{bad}'."),
-                                );
-                            }
-                        }
-                        let (Some(s), Some(e)) = (query_get(&query, "startDateTime"), query_get(&query, "endDateTime")) else {
+                Op::CalendarDelta if token.is_none() => {
+                    for bad in ["$select", "$filter", "$orderby", "$expand", "$search"] {
+                        if query_get(&query, bad).is_some() {
                             return ctx.error(
                                 StatusCode::BAD_REQUEST,
-                                "ErrorInvalidParameter",
-                                "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.",
-                            );
-                        };
-                        let (Some(start), Some(end)) = (parse_dt(s), parse_dt(e)) else {
-                            return ctx.error(
-                                StatusCode::BAD_REQUEST,
-                                "ErrorInvalidParameter",
-                                "The value of the parameter 'StartDateTime' or 'EndDateTime' is invalid.",
-                            );
-                        };
-                        if end <= start {
-                            return ctx.error(
-                                StatusCode::BAD_REQUEST,
-                                "ErrorInvalidParameter",
-                                "The parameter 'EndDateTime' must be later than 'StartDateTime'.",
+                                "ErrorInvalidUrlQuery",
+                                &format!("The following parameters are not supported with change tracking over the 'CalendarView' resource: '{bad}'."),
                             );
                         }
-                        if end - start > chrono::Duration::days(1825) {
-                            return ctx.error(StatusCode::BAD_REQUEST, "ErrorInvalidRequest", "Your request can't be completed. The range between the start and end dates is greater than the allowed range. Maximum number of days: 1825");
-                        }
-                        kind = CollKind::Calendar { start, end };
                     }
+                    let (Some(s), Some(e)) = (query_get(&query, "startDateTime"), query_get(&query, "endDateTime")) else {
+                        return ctx.error(
+                            StatusCode::BAD_REQUEST,
+                            "ErrorInvalidParameter",
+                            "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.",
+                        );
+                    };
+                    let (Some(start), Some(end)) = (parse_dt(s), parse_dt(e)) else {
+                        return ctx.error(
+                            StatusCode::BAD_REQUEST,
+                            "ErrorInvalidParameter",
+                            "The value of the parameter 'StartDateTime' or 'EndDateTime' is invalid.",
+                        );
+                    };
+                    if end <= start {
+                        return ctx.error(StatusCode::BAD_REQUEST, "ErrorInvalidParameter", "The parameter 'EndDateTime' must be later than 'StartDateTime'.");
+                    }
+                    if end - start > chrono::Duration::days(1825) {
+                        return ctx.error(StatusCode::BAD_REQUEST, "ErrorInvalidRequest", "Your request can't be completed. The range between the start and end dates is greater than the allowed range. Maximum number of days: 1825");
+                    }
+                    kind = CollKind::Calendar { start, end };
                 }
                 _ => {}
             }

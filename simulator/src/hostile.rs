@@ -142,13 +142,13 @@ pub fn corrupt(page: &mut Value, stream: HostileStream, c: &Corruption) {
         }
         Corruption::ForeignNextLink => {
             for k in ["@odata.nextLink", "@odata.deltaLink"] {
-                if let Some(Value::String(link)) = page.get(k) {
-                    if let Ok(mut u) = url::Url::parse(link) {
-                        let _ = u.set_scheme("https");
-                        let _ = u.set_host(Some(EVIL_HOST));
-                        let _ = u.set_port(None);
-                        page[k] = json!(u.to_string());
-                    }
+                if let Some(Value::String(link)) = page.get(k)
+                    && let Ok(mut u) = url::Url::parse(link)
+                {
+                    let _ = u.set_scheme("https");
+                    let _ = u.set_host(Some(EVIL_HOST));
+                    let _ = u.set_port(None);
+                    page[k] = json!(u.to_string());
                 }
             }
         }
@@ -193,14 +193,14 @@ pub mod fuzz {
         pub fn new(seed: u64) -> Rng {
             Rng(seed | 1)
         }
-        pub fn next(&mut self) -> u64 {
+        pub fn next_u64(&mut self) -> u64 {
             self.0 ^= self.0 >> 12;
             self.0 ^= self.0 << 25;
             self.0 ^= self.0 >> 27;
             self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
         }
         pub fn below(&mut self, n: usize) -> usize {
-            if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+            if n == 0 { 0 } else { (self.next_u64() % n as u64) as usize }
         }
     }
 
@@ -251,7 +251,7 @@ pub mod fuzz {
                 }
                 1 => {
                     let i = rng.below(len + 1);
-                    v.insert(i, rng.next() as u8);
+                    v.insert(i, rng.next_u64() as u8);
                 }
                 2 if len > 0 => {
                     let i = rng.below(len);

@@ -249,14 +249,14 @@ pub async fn token(AxState(sh): AxState<Arc<Shared>>, Path(tenant): Path<String>
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let mut client_id = form.get("client_id").cloned();
     let mut secret = form.get("client_secret").cloned();
-    if let Some(basic) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Basic ")) {
-        if let Ok(dec) = base64::engine::general_purpose::STANDARD.decode(basic.trim()) {
-            let dec = String::from_utf8_lossy(&dec).to_string();
-            if let Some((id, s)) = dec.split_once(':') {
-                let unesc = |x: &str| url::form_urlencoded::parse(format!("x={x}").as_bytes()).next().map(|(_, v)| v.to_string()).unwrap_or_default();
-                client_id = Some(unesc(id));
-                secret = Some(unesc(s));
-            }
+    if let Some(basic) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Basic "))
+        && let Ok(dec) = base64::engine::general_purpose::STANDARD.decode(basic.trim())
+    {
+        let dec = String::from_utf8_lossy(&dec).to_string();
+        if let Some((id, s)) = dec.split_once(':') {
+            let unesc = |x: &str| url::form_urlencoded::parse(format!("x={x}").as_bytes()).next().map(|(_, v)| v.to_string()).unwrap_or_default();
+            client_id = Some(unesc(id));
+            secret = Some(unesc(s));
         }
     }
     let grant_type = form.get("grant_type").cloned().unwrap_or_default();
@@ -290,10 +290,10 @@ pub async fn token(AxState(sh): AxState<Arc<Shared>>, Path(tenant): Path<String>
             "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
         )
     };
-    if let Some(s) = &secret {
-        if *s != sh.client_secret {
-            return bad_secret();
-        }
+    if let Some(s) = &secret
+        && *s != sh.client_secret
+    {
+        return bad_secret();
     }
     let needs_secret = st.cfg.confidential_client;
     match grant_type.as_str() {

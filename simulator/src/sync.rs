@@ -170,10 +170,10 @@ impl Sync {
             c.kept.clear();
             for (_, toks) in c.tokens_by_gen.drain(..) {
                 for t in toks {
-                    if let Some(rec) = self.tokens.get_mut(&t) {
-                        if let TokState::Skip { round, .. } = &mut rec.state {
-                            *round = None;
-                        }
+                    if let Some(rec) = self.tokens.get_mut(&t)
+                        && let TokState::Skip { round, .. } = &mut rec.state
+                    {
+                        *round = None;
                     }
                 }
             }
@@ -192,10 +192,10 @@ impl Sync {
         while c.tokens_by_gen.len() > generations.max(1) {
             let (_, toks) = c.tokens_by_gen.pop_front().expect("non-empty");
             for t in toks {
-                if let Some(rec) = self.tokens.get_mut(&t) {
-                    if let TokState::Skip { round, .. } = &mut rec.state {
-                        *round = None;
-                    }
+                if let Some(rec) = self.tokens.get_mut(&t)
+                    && let TokState::Skip { round, .. } = &mut rec.state
+                {
+                    *round = None;
                 }
             }
         }
@@ -257,10 +257,10 @@ impl Sync {
                     return Err(DeltaError::Invalid);
                 }
                 let mb = world.users[req.user].mailbox.as_ref().ok_or(DeltaError::FolderGone)?;
-                if let CollKind::Messages { folder } = &col.kind {
-                    if !mb.folders.contains_key(folder) {
-                        return Err(DeltaError::FolderGone);
-                    }
+                if let CollKind::Messages { folder } = &col.kind
+                    && !mb.folders.contains_key(folder)
+                {
+                    return Err(DeltaError::FolderGone);
                 }
                 match &rec.state {
                     TokState::Skip { round, offset, primed } => {
@@ -357,15 +357,15 @@ fn build_round(mb: &Mailbox, kind: &CollKind, w: u64, immutable: bool, top: Opti
             for m in mb.messages.values().filter(|m| m.folder_id == *folder && m.version > w) {
                 entries.push(Entry::Seq(m.seq));
             }
-            if w > 0 {
-                if let Some(ts) = mb.message_tombstones.get(folder) {
-                    for t in ts.iter().filter(|t| t.entered <= w && t.left > w) {
-                        let id = if immutable { &t.immutable_id } else { &t.regular_id };
-                        // Moved away and back again: the item is reported present, not removed.
-                        let back = immutable && mb.message_index.get(id).and_then(|s| mb.messages.get(s)).is_some_and(|m| m.folder_id == *folder);
-                        if !back {
-                            entries.push(Entry::Removed(id.clone()));
-                        }
+            if w > 0
+                && let Some(ts) = mb.message_tombstones.get(folder)
+            {
+                for t in ts.iter().filter(|t| t.entered <= w && t.left > w) {
+                    let id = if immutable { &t.immutable_id } else { &t.regular_id };
+                    // Moved away and back again: the item is reported present, not removed.
+                    let back = immutable && mb.message_index.get(id).and_then(|s| mb.messages.get(s)).is_some_and(|m| m.folder_id == *folder);
+                    if !back {
+                        entries.push(Entry::Removed(id.clone()));
                     }
                 }
             }

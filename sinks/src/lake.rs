@@ -123,8 +123,4 @@ impl Lake for ObjectLake {
     async fn vacuum(&self, min_age: Duration) -> Result<Vec<String>, LakeError> {
         crate::vacuum::vacuum(&self.data, &self.state, min_age).await
     }
-
-    fn describe(&self) -> String {
-        self.data.url.clone()
-    }
 }

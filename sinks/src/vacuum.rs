@@ -8,10 +8,15 @@
 //! Objects younger than `min_age` are left alone, because a running writer may be about to commit
 //! them. `min_age` must therefore exceed the longest time between staging a file and committing
 //! it (an hour is plenty for outlake's runner; a day is a safe default).
+//!
+//! Age is `now − last_modified`, with `last_modified` as the store reports it (some stores keep
+//! whole seconds) and `now` passed in ([`vacuum_at`]) so tests choose it; [`vacuum`] passes the
+//! current time. An object exactly `min_age` old is still young.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
@@ -21,9 +26,15 @@ use crate::error::{CHECK_STORE, LakeError, storage};
 use crate::parquet::{commit, layout};
 use crate::store::StoreRoot;
 
-/// Returns the staging paths deleted (relative to the sink root).
+/// [`vacuum_at`] the current time. Returns the staging paths deleted (relative to the sink root).
 pub async fn vacuum(data: &StoreRoot, state: &StoreRoot, min_age: Duration) -> Result<Vec<String>, LakeError> {
-    let cutoff = chrono::Utc::now() - chrono::Duration::from_std(min_age).unwrap_or(chrono::Duration::MAX);
+    vacuum_at(data, state, min_age, Utc::now()).await
+}
+
+/// Vacuum as if the time were `now`: staged objects last modified before `now − min_age` are
+/// published or deleted. Returns the staging paths deleted (relative to the sink root).
+pub async fn vacuum_at(data: &StoreRoot, state: &StoreRoot, min_age: Duration, now: DateTime<Utc>) -> Result<Vec<String>, LakeError> {
+    let cutoff = chrono::Duration::from_std(min_age).ok().and_then(|age| now.checked_sub_signed(age)).unwrap_or(DateTime::<Utc>::MIN_UTC);
     let staging = Path::from(layout::STAGING_DIR);
     let old: Vec<_> = data
         .store

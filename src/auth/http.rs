@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-pub use outlake_connectors::graph::oauth_http::{OAuthHttp, OAuthHttpError};
+pub use outlake_connectors::{OAuthHttp, OAuthHttpError};
 
 pub fn new_client() -> Result<OAuthHttp, String> {
     reqwest::Client::builder()

@@ -183,7 +183,7 @@ impl CachedTokens {
 /// What `sync` asks for: the connector calls this before each Graph request, and with
 /// `force_refresh = true` once after a 401.
 #[async_trait::async_trait]
-impl outlake_connectors::graph::DelegatedTokens for CachedTokens {
+impl outlake_connectors::DelegatedTokens for CachedTokens {
     async fn access_token(&self, force_refresh: bool) -> Result<Secret, SourceError> {
         CachedTokens::access_token(self, force_refresh).await
     }

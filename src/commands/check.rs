@@ -15,12 +15,10 @@
 
 use std::time::Duration;
 
-use outlake_config::{AuthKind, Config, Mailboxes};
-use outlake_connectors::graph::retry::RequestKind;
-use outlake_connectors::graph::{GraphSource, urls};
-use outlake_pipeline::model::Mailbox;
+use outlake_config::{AuthKind, Config};
+use outlake_connectors::{CheckError, CheckMailbox, DIRECTORY_PERMISSION, GraphSource, Refusal, stream_permission};
+use outlake_pipeline::model::{Mailbox, Stream};
 use outlake_pipeline::source::{SourceError, SourceErrorKind};
-use serde_json::Value;
 
 use crate::cli::ConfigArg;
 use crate::exit;
@@ -94,7 +92,7 @@ pub async fn run(config: ConfigArg) -> u8 {
         Ok(()) => {
             c.ok("token", &format!("access token from {} for tenant {}, client {}", cfg.source.authority_url, cfg.source.tenant_id, cfg.source.client_id))
         }
-        Err(e) => {
+        Err(CheckError { error: e, .. }) => {
             let (sev, fix) = match e.kind {
                 SourceErrorKind::Auth => (Severity::Setup, token_fix(&e, delegated)),
                 _ => (Severity::Other, "check that source.authority_url is reachable from this machine".to_string()),
@@ -106,7 +104,7 @@ pub async fn run(config: ConfigArg) -> u8 {
     }
 
     // 3. One mailbox to try the streams on.
-    let mailbox = match find_mailbox(&source, &cfg).await {
+    let mailbox = match source.check_mailbox().await.map(found) {
         Ok(Ok((mb, detail))) => {
             c.ok("mailboxes", &detail);
             mb
@@ -122,33 +120,27 @@ pub async fn run(config: ConfigArg) -> u8 {
             return c.code();
         }
         Err(e) => {
-            let (sev, fix) = classify(&e, "User.Read.All", delegated);
-            c.fail("mailboxes", &describe(&e), &fix, sev);
+            let (sev, fix) = advise(&e, DIRECTORY_PERMISSION, delegated);
+            c.fail("mailboxes", &describe(&e.error), &fix, sev);
             skip_rest(&mut c, &cfg, "no mailbox to try");
             return c.code();
         }
     };
 
     // 4. One cheap call per stream.
-    let g = &cfg.source.graph_url;
-    for stream in &cfg.source.streams {
-        let (url, kind, permission) = match stream.as_str() {
-            "mail_folders" => (urls::folder_delta(g, &mailbox), RequestKind::FolderDelta, "Mail.Read"),
-            "messages" => (inbox_message_delta(g, &mailbox), RequestKind::MessageDelta, "Mail.Read"),
-            "events" => (urls::event_delta(g, &mailbox, cfg.source.calendar_start, cfg.source.calendar_end), RequestKind::EventDelta, "Calendars.Read"),
-            other => {
-                c.skip(other, "unknown stream");
-                continue;
-            }
+    for name in &cfg.source.streams {
+        let Some(stream) = Stream::parse(name) else {
+            c.skip(name, "unknown stream");
+            continue;
         };
-        match source.get_json(url, kind, &mailbox.id).await {
-            Ok(v) => {
-                let n = v.get("value").and_then(Value::as_array).map(|a| a.len()).unwrap_or(0);
-                c.ok(stream, &format!("{permission}: first delta page of {} read ({n} item{})", mailbox.label(), if n == 1 { "" } else { "s" }));
+        let permission = stream_permission(stream);
+        match source.check_stream(&mailbox, stream).await {
+            Ok(n) => {
+                c.ok(name, &format!("{permission}: first delta page of {} read ({n} item{})", mailbox.label(), if n == 1 { "" } else { "s" }));
             }
             Err(e) => {
-                let (sev, fix) = classify(&e, permission, delegated);
-                c.fail(stream, &describe(&e), &fix, sev);
+                let (sev, fix) = advise(&e, permission, delegated);
+                c.fail(name, &describe(&e.error), &fix, sev);
             }
         }
     }
@@ -201,33 +193,27 @@ fn token_fix(e: &SourceError, delegated: bool) -> String {
 }
 
 /// Severity and fix for a failed Graph call that needed `permission`.
-fn classify(e: &SourceError, permission: &str, delegated: bool) -> (Severity, String) {
-    let code = e.code.as_deref().unwrap_or("");
-    let denied = code.eq_ignore_ascii_case("ErrorAccessDenied")
-        || code.eq_ignore_ascii_case("Authorization_RequestDenied")
-        || code.eq_ignore_ascii_case("AccessDenied")
-        || e.message.contains("403");
-    if code.contains("AADSTS") || (e.kind == SourceErrorKind::Auth && !denied) {
-        return (Severity::Setup, token_fix(e, delegated));
-    }
-    if denied {
-        let policy = e.message.contains("AccessPolicy") || e.message.contains("RAOP");
-        let fix = if policy {
-            "an Exchange application access policy blocks this mailbox: add it to the policy's group, or list other mailboxes in source.mailboxes".to_string()
-        } else if delegated {
+fn advise(e: &CheckError, permission: &str, delegated: bool) -> (Severity, String) {
+    match e.refusal {
+        Refusal::Credentials => (Severity::Setup, token_fix(&e.error, delegated)),
+        Refusal::AccessPolicy => (
+            Severity::Setup,
+            "an Exchange application access policy blocks this mailbox: add it to the policy's group, or list other mailboxes in source.mailboxes".to_string(),
+        ),
+        Refusal::Permission if delegated => (
+            Severity::Setup,
             format!(
                 "missing delegated permission {permission}: add it to source.scopes (and to the app registration), then sign in again with `outlake auth login`"
-            )
-        } else {
+            ),
+        ),
+        Refusal::Permission => (
+            Severity::Setup,
             format!(
                 "missing application permission {permission}: Entra admin center → App registrations → your app → API permissions → Add a permission → Microsoft Graph → Application permissions → {permission}, then Grant admin consent"
-            )
-        };
-        return (Severity::Setup, fix);
-    }
-    match e.kind {
-        SourceErrorKind::NoMailbox => (Severity::Setup, "this user has no Exchange Online mailbox: list mailboxes explicitly in source.mailboxes".into()),
-        _ => (Severity::Other, "Graph did not answer as expected; try again, and check source.graph_url and the network".into()),
+            ),
+        ),
+        Refusal::NoMailbox => (Severity::Setup, "this user has no Exchange Online mailbox: list mailboxes explicitly in source.mailboxes".into()),
+        Refusal::Other => (Severity::Other, "Graph did not answer as expected; try again, and check source.graph_url and the network".into()),
     }
 }
 
@@ -237,54 +223,21 @@ fn skip_rest(c: &mut Checks, cfg: &Config, why: &str) {
     }
 }
 
-fn inbox_message_delta(g: &url::Url, mailbox: &Mailbox) -> url::Url {
-    let mut url = urls::message_delta(g, mailbox, "inbox", false);
-    url.set_query(Some("$select=id"));
-    url
-}
-
-/// A mailbox to try the streams on, with a line saying how it was found; `Ok(Err(_))` when
-/// no user has a mailbox.
-async fn find_mailbox(source: &GraphSource, cfg: &Config) -> Result<Result<(Mailbox, String), String>, SourceError> {
-    let g = &cfg.source.graph_url;
-    let key = outlake_connectors::graph::source::DIRECTORY_KEY;
-    match &cfg.source.mailboxes {
-        Mailboxes::Me => {
-            let v = source.get_json(urls::me(g), RequestKind::Resolve, key).await?;
-            let mb = user_mailbox(&v, true).ok_or_else(|| SourceError::new(SourceErrorKind::Fatal, None, "/me has no id"))?;
+/// The mailbox to try the streams on, with a line saying how it was found; `Err` when no user
+/// has a mailbox.
+fn found(m: CheckMailbox) -> Result<(Mailbox, String), String> {
+    match m {
+        CheckMailbox::Me(mb) => {
             let d = format!("signed in as {}", mb.label());
-            Ok(Ok((mb, d)))
+            Ok((mb, d))
         }
-        Mailboxes::List(list) => {
-            let first = list.first().cloned().unwrap_or_default();
-            let v = source.get_json(urls::resolve_user(g, &first), RequestKind::Resolve, key).await?;
-            let mb = user_mailbox(&v, false).ok_or_else(|| SourceError::new(SourceErrorKind::Fatal, None, "user has no id"))?;
-            let d = format!("User.Read.All: resolved `{first}` ({} configured; trying streams on the first)", list.len());
-            Ok(Ok((mb, d)))
+        CheckMailbox::Listed { entry, listed, mailbox } => {
+            Ok((mailbox, format!("{DIRECTORY_PERMISSION}: resolved `{entry}` ({listed} configured; trying streams on the first)")))
         }
-        Mailboxes::All => {
-            let mut url = urls::api(g, &["users"]);
-            url.set_query(Some("$select=id,userPrincipalName&$top=20"));
-            let v = source.get_json(url, RequestKind::Users, key).await?;
-            let users: Vec<Mailbox> =
-                v.get("value").and_then(Value::as_array).map(|a| a.iter().filter_map(|u| user_mailbox(u, false)).collect()).unwrap_or_default();
-            let mut tried = 0;
-            for u in users {
-                tried += 1;
-                match source.get_json(urls::probe_inbox(g, &u.id), RequestKind::Probe, &u.id).await {
-                    Ok(_) => {
-                        let d = format!("User.Read.All: listed users; {} has a mailbox (streams are tried on it)", u.label());
-                        return Ok(Ok((u, d)));
-                    }
-                    Err(e) if e.kind == SourceErrorKind::NoMailbox => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(Err(format!("none of the first {tried} users listed has a mailbox")))
+        CheckMailbox::Discovered(mb) => {
+            let d = format!("{DIRECTORY_PERMISSION}: listed users; {} has a mailbox (streams are tried on it)", mb.label());
+            Ok((mb, d))
         }
+        CheckMailbox::NoneFound { tried } => Err(format!("none of the first {tried} users listed has a mailbox")),
     }
-}
-
-fn user_mailbox(v: &Value, via_me: bool) -> Option<Mailbox> {
-    Some(Mailbox { id: v.get("id")?.as_str()?.to_string(), upn: v.get("userPrincipalName").and_then(Value::as_str).map(str::to_string), via_me })
 }

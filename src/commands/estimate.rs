@@ -15,8 +15,7 @@
 use serde_json::{Value, json};
 
 use outlake_config::{Config, Mailboxes};
-use outlake_connectors::graph::retry::RequestKind;
-use outlake_connectors::graph::{GraphSource, urls};
+use outlake_connectors::{FolderCounts, GraphSource};
 use outlake_pipeline::model::Mailbox;
 use outlake_pipeline::scope::{FolderNode, FolderScope};
 use outlake_pipeline::source::{Source, SourceErrorKind};
@@ -70,18 +69,22 @@ pub async fn run(config: ConfigArg, as_json: bool, events_per_mailbox: u64) -> u
 
     let mut rows = Vec::new();
     let mut failed = 0;
+    for (who, e) in &listing.failed {
+        failed += 1;
+        rows.push(json!({"mailbox_id": who, "label": who, "error": e.message}));
+    }
     for mb in &mailboxes {
-        let (folders, folder_pages) = if want_folders {
-            match folder_counts(&source, &cfg, mb).await {
+        let FolderCounts { folders, pages: folder_pages } = if want_folders {
+            match source.folder_counts(mb).await {
                 Ok(x) => x,
                 Err(e) => {
                     failed += 1;
-                    rows.push(json!({"mailbox_id": mb.id, "label": mb.label(), "error": e}));
+                    rows.push(json!({"mailbox_id": mb.id, "label": mb.label(), "error": e.message}));
                     continue;
                 }
             }
         } else {
-            (Vec::new(), 0)
+            FolderCounts::default()
         };
         let (folders, scope_requests) = match in_scope(&source, &cfg, mb, folders).await {
             Ok(x) => x,
@@ -199,39 +202,6 @@ pub async fn run(config: ConfigArg, as_json: bool, events_per_mailbox: u64) -> u
         }
     }
     if failed > 0 { exit::PARTIAL } else { exit::OK }
-}
-
-/// Each folder with its message count, and how many folder delta pages that took.
-async fn folder_counts(source: &GraphSource, cfg: &Config, mb: &Mailbox) -> Result<(Vec<(FolderNode, u64)>, u64), String> {
-    let g = &cfg.source.graph_url;
-    let mut url = urls::folder_delta(g, mb);
-    let mut folders: std::collections::BTreeMap<String, (FolderNode, u64)> = Default::default();
-    let mut pages = 0u64;
-    loop {
-        let v: Value = source.get_json(url, RequestKind::FolderDelta, &mb.id).await.map_err(|e| e.message)?;
-        pages += 1;
-        for f in v.get("value").and_then(Value::as_array).into_iter().flatten() {
-            let Some(id) = f.get("id").and_then(Value::as_str) else { continue };
-            if f.get("@removed").is_some() {
-                folders.remove(id);
-            } else {
-                let node = FolderNode {
-                    id: id.to_string(),
-                    parent_id: f.get("parentFolderId").and_then(Value::as_str).map(str::to_string),
-                    display_name: f.get("displayName").and_then(Value::as_str).unwrap_or_default().to_string(),
-                };
-                folders.insert(id.to_string(), (node, f.get("totalItemCount").and_then(Value::as_u64).unwrap_or(0)));
-            }
-        }
-        match v.get("@odata.nextLink").and_then(Value::as_str) {
-            Some(next) => url = urls::validate_link(next, g).map_err(|e| e.message)?,
-            None => break,
-        }
-        if pages > 100_000 {
-            return Err("the folder delta did not end".into());
-        }
-    }
-    Ok((folders.into_values().collect(), pages))
 }
 
 /// The message counts of the folders in the folder scope, and the requests that resolving

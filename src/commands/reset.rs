@@ -3,7 +3,7 @@
 //! rows.
 
 use outlake_pipeline::lake::CommitRequest;
-use outlake_pipeline::model::Stream;
+use outlake_pipeline::model::{PartitionState, Stream};
 
 use crate::cli::ConfigArg;
 use crate::exit;
@@ -38,19 +38,20 @@ pub async fn run(config: ConfigArg, mailbox: Option<String>, stream: Option<Stri
     let run_id = crate::wiring::uuid_like();
     let mut n = 0;
     for cp in checkpoints {
-        if cp.retired || stream.is_some_and(|s| s != cp.partition.stream) || cp.cursor.is_none() {
+        if cp.state != PartitionState::Syncing || stream.is_some_and(|s| s != cp.partition.stream) {
             continue;
         }
         let req = CommitRequest {
             partition: cp.partition.clone(),
             previous: Some(cp.clone()),
             files: vec![],
+            state: PartitionState::NeedsRebaseline,
             cursor: None,
             round: cp.round.clone(),
+            high_water_seq: cp.high_water_seq,
             run_id: run_id.clone(),
             rows: 0,
             rebaselined: true,
-            retired: false,
         };
         if let Err(e) = lake.commit(req).await {
             eprintln!("error: resetting {}: {e}", cp.partition);

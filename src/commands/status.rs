@@ -1,5 +1,6 @@
 //! `outlake status`: each partition's committed position.
 
+use outlake_pipeline::model::{Cursor, PartitionState};
 use serde_json::json;
 
 use crate::cli::ConfigArg;
@@ -27,13 +28,14 @@ pub async fn run(config: ConfigArg, as_json: bool) -> u8 {
                 "folder_id": c.partition.folder_id,
                 "last_commit": c.committed_at.to_rfc3339(),
                 "rows_committed": c.total_rows,
-                "cursor": match (&c.cursor, c.retired) {
-                    (_, true) => "retired",
-                    (None, _) if c.is_out_of_scope() => "out of scope (folder excluded)",
-                    (None, _) => "none (re-baseline next run)",
-                    (Some(k), _) if k.kind() == "next" => "mid-round",
-                    _ => "delta link",
+                "cursor": match (c.state, &c.cursor) {
+                    (PartitionState::Retired, _) => "retired",
+                    (PartitionState::Parked, _) => "out of scope (folder excluded)",
+                    (PartitionState::NeedsRebaseline, _) | (PartitionState::Syncing, None) => "none (re-baseline next run)",
+                    (PartitionState::Syncing, Some(Cursor::Next(_))) => "mid-round",
+                    (PartitionState::Syncing, Some(Cursor::Delta(_))) => "delta link",
                 },
+                "state": c.state.as_str(),
                 "rebaselines": c.rebaselines,
                 "commit": c.seq,
             })

@@ -1,6 +1,6 @@
 //! `outlake sync`: one incremental run, with progress, a report, metrics and an exit code.
 
-use outlake_pipeline::runner::{Cancel, RunReport};
+use outlake_pipeline::runner::{Cancel, RunOutcome, RunReport};
 
 use crate::cli::{ConfigArg, RunOutputArgs};
 use crate::{exit, progress, report};
@@ -49,13 +49,13 @@ pub fn finish(rep: &RunReport, output: &RunOutputArgs, interrupted: bool) -> u8 
 }
 
 pub fn exit_code(rep: &RunReport, interrupted: bool) -> u8 {
-    if let Some(kind) = &rep.fatal_kind {
-        return if kind == "Auth" { exit::CONFIG_OR_AUTH } else { exit::FAILURE };
+    match rep.outcome() {
+        RunOutcome::AuthFailed => exit::CONFIG_OR_AUTH,
+        RunOutcome::Stopped => exit::FAILURE,
+        _ if interrupted => exit::INTERRUPTED,
+        RunOutcome::Partial => exit::PARTIAL,
+        RunOutcome::Ok => exit::OK,
     }
-    if interrupted {
-        return exit::INTERRUPTED;
-    }
-    if rep.failed_mailboxes().next().is_some() { exit::PARTIAL } else { exit::OK }
 }
 
 fn install_interrupt(cancel: Cancel) {

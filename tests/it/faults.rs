@@ -122,27 +122,39 @@ async fn expired_sync_state_mid_round_is_rebaselined() {
     // Tokens expire while the backfill is paging (small pages, commits every page).
     let env = Env::start(SimConfig { latency: Duration::from_millis(5), ..world(32) }, "page_size = 5\n#rest\n[checkpoint]\ncommit_every_pages = 1\n").await;
     let sim_mailboxes = env.sim.mailbox_ids();
-    let bin = env.dir.path().join("r.json");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_outlake"))
-        .args(["sync", "--progress", "never", "--report", bin.to_str().unwrap(), "--config"])
+    let report = env.dir.path().join("r.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_outlake"))
+        .args(["sync", "--progress", "never", "--report", report.to_str().unwrap(), "--config"])
         .arg(&env.config)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // Expire once the simulator has served a few pages.
+    let mut served = 0;
     for _ in 0..2000 {
-        if env.sim.stats()["delta_pages"].as_u64().unwrap_or(0) >= 20 {
+        served = env.sim.stats()["delta_pages"].as_u64().unwrap_or(0);
+        if served >= 20 {
             break;
         }
-        tokio::task::yield_now().await;
-        std::thread::sleep(Duration::from_millis(2));
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     for m in &sim_mailboxes {
         env.sim.expire_sync_state(m);
     }
+    // Otherwise the tokens expired before the round or after it, and nothing below tests a
+    // re-baseline mid-round.
+    assert!(served >= 20, "only {served} delta pages served before the tokens expired");
+    assert!(child.try_wait().unwrap().is_none(), "the run ended before the tokens expired");
     let out = child.wait_with_output().unwrap();
     assert_success(&out);
     assert_lake_equals_truth(&env.lake(), &env.sim.truth());
+
+    // The truth alone would also hold if no request had met the 410 (the expiry came too late,
+    // or the link in hand was not a token); the report says the rounds really restarted.
+    let rep: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let messages_rebaselines: u64 = rep["mailboxes"].as_array().unwrap().iter().filter_map(|m| m["streams"]["messages"]["rebaselines"].as_u64()).sum();
+    assert!(messages_rebaselines > 0, "no messages partition re-baselined after the 410: {rep:#}");
+    assert!(rep["totals"]["rebaselines"].as_u64().unwrap() >= messages_rebaselines, "{rep:#}");
     env.sim.shutdown().await;
 }
 

@@ -23,7 +23,7 @@ use object_store::{
 };
 use outlake_pipeline::lake::DynLake;
 use outlake_pipeline::progress::Progress;
-use outlake_pipeline::runner::{MailboxStatus, RunReport};
+use outlake_pipeline::runner::{RunOutcome, RunReport};
 use outlake_simulator::{Corruption, HostileRule, HostileStream, Mutation, PageSelect, SimConfig, Simulator};
 use outlake_sinks::{ObjectLake, WriterSettings};
 use serde_json::Value;
@@ -378,10 +378,10 @@ async fn storage_faults_keep_the_previous_commit_and_name_the_path() {
 /// The binary's rule (`src/commands/sync.rs`): fatal auth → 2, other fatal → 1, failed
 /// mailboxes → 3.
 fn outlake_exit_code(rep: &RunReport) -> u8 {
-    match rep.fatal_kind.as_deref() {
-        Some("Auth") => 2,
-        Some(_) => 1,
-        None if rep.mailboxes.iter().any(|m| m.status == MailboxStatus::Failed) => 3,
-        None => 0,
+    match rep.outcome() {
+        RunOutcome::AuthFailed => 2,
+        RunOutcome::Stopped => 1,
+        RunOutcome::Partial => 3,
+        RunOutcome::Ok => 0,
     }
 }

@@ -3,9 +3,11 @@
 
 mod auth;
 mod crash;
+mod engine;
 mod faults;
 mod hostile;
 mod operator;
+mod regression;
 mod scope;
 mod storage;
 mod support;

@@ -193,6 +193,25 @@ pub async fn run_in_process(
     folders: outlake_pipeline::scope::FolderScope,
     progress: outlake_pipeline::progress::Progress,
 ) -> outlake_pipeline::runner::RunReport {
+    run_in_process_as(sim, lake, folders, progress, |s| s).await
+}
+
+/// [`run_in_process`] with the Graph source wrapped (to inject faults around it).
+pub async fn run_in_process_with(
+    sim: &Simulator,
+    lake: outlake_pipeline::lake::DynLake,
+    wrap: impl FnOnce(outlake_pipeline::source::DynSource) -> outlake_pipeline::source::DynSource,
+) -> outlake_pipeline::runner::RunReport {
+    run_in_process_as(sim, lake, Default::default(), outlake_pipeline::progress::Progress::none(), wrap).await
+}
+
+async fn run_in_process_as(
+    sim: &Simulator,
+    lake: outlake_pipeline::lake::DynLake,
+    folders: outlake_pipeline::scope::FolderScope,
+    progress: outlake_pipeline::progress::Progress,
+    wrap: impl FnOnce(outlake_pipeline::source::DynSource) -> outlake_pipeline::source::DynSource,
+) -> outlake_pipeline::runner::RunReport {
     use outlake_connectors::{GraphOptions, GraphSource, MailboxSelection};
     use outlake_pipeline::runner::{Cancel, RunSettings, Runner};
     use std::sync::Arc;
@@ -204,7 +223,7 @@ pub async fn run_in_process(
     o.page_size = 50;
     o.calendar_start = super::truth::parse_ts(CAL_START).unwrap();
     o.calendar_end = super::truth::parse_ts(CAL_END).unwrap();
-    let source: outlake_pipeline::source::DynSource = Arc::new(GraphSource::new(o).unwrap());
+    let source: outlake_pipeline::source::DynSource = wrap(Arc::new(GraphSource::new(o).unwrap()));
     let floor = Runner::seq_floor(&lake).await.unwrap();
     let settings = RunSettings {
         run_id: format!("in-process-{floor}"),

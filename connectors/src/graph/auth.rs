@@ -46,7 +46,8 @@ struct ClientCredentials {
 }
 
 enum Inner {
-    ClientCredentials(ClientCredentials),
+    /// Boxed: the oauth2 client is large, and one provider lives as long as the source.
+    ClientCredentials(Box<ClientCredentials>),
     Delegated(Arc<dyn DelegatedTokens>),
 }
 
@@ -76,7 +77,7 @@ impl TokenProvider {
                     .set_client_secret(ClientSecret::new(secret.expose().to_string()))
                     .set_auth_type(AuthType::RequestBody)
                     .set_token_uri(token_url);
-                Inner::ClientCredentials(ClientCredentials { client, http: OAuthHttp(http), cached: Mutex::new(None) })
+                Inner::ClientCredentials(Box::new(ClientCredentials { client, http: OAuthHttp(http), cached: Mutex::new(None) }))
             }
         };
         Ok(TokenProvider { inner, requests: AtomicU64::new(0) })

@@ -24,11 +24,13 @@ use bytes::{Bytes, BytesMut};
 use outlake_pipeline::limiter::Limiter;
 use outlake_pipeline::source::{RequestStats, SourceError, SourceErrorKind};
 use parking_lot::Mutex;
+use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, HeaderValue, RETRY_AFTER};
 use url::Url;
 
 use super::auth::TokenProvider;
-use super::retry::{Class, RequestKind, classify_status, parse_retry_after};
+use super::errors::GraphError;
+use super::retry::{Attempt, Class, RequestKind, classify_status, parse_retry_after};
 use super::urls;
 
 /// How a successful body is turned into a value; `Retry` means the body was unusable in a way
@@ -66,9 +68,35 @@ pub struct GraphClient {
     stats: Mutex<HashMap<String, RequestStats>>,
 }
 
+/// Graph's answer to a request that failed with an HTTP error status.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub error: GraphError,
+}
+
+/// A request that failed for good: the classified error, and Graph's answer when the failure
+/// was one (none for transport failures, token refusals and unusable bodies).
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub error: SourceError,
+    pub answer: Option<Answer>,
+}
+
 struct AttemptError {
     class: Class,
     cause: String,
+    answer: Option<Answer>,
+}
+
+impl AttemptError {
+    fn fail(e: SourceError) -> Self {
+        AttemptError { cause: e.message.clone(), class: Class::Fail(e), answer: None }
+    }
+
+    fn retry(cause: String) -> Self {
+        AttemptError { class: Class::Retry { after: None, throttled: false }, cause, answer: None }
+    }
 }
 
 impl GraphClient {
@@ -101,6 +129,12 @@ impl GraphClient {
     /// GET `spec.url` and hand the body of a 2xx answer to `handle`, retrying as the module
     /// contract says.
     pub async fn get<T>(&self, spec: &RequestSpec<'_>, handle: impl Fn(&[u8]) -> Result<T, BodyError>) -> Result<T, SourceError> {
+        self.fetch(spec, handle).await.map_err(|f| f.error)
+    }
+
+    /// Like [`GraphClient::get`], keeping Graph's answer to a failed request (operator checks
+    /// tell a missing permission from other refusals by its status).
+    pub async fn fetch<T>(&self, spec: &RequestSpec<'_>, handle: impl Fn(&[u8]) -> Result<T, BodyError>) -> Result<T, Failure> {
         let s = &self.settings;
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(500))
@@ -141,23 +175,26 @@ impl GraphClient {
         })
         .await;
         result.map_err(|e| match e.class {
-            Class::Fail(err) => err,
-            _ => SourceError::new(
-                SourceErrorKind::Partition,
-                None,
-                format!(
-                    "GET {}: gave up after {} attempts and {:.1}s of waiting: {}",
-                    urls::redact(&spec.url),
-                    attempts.load(std::sync::atomic::Ordering::Relaxed),
-                    waited.as_secs_f64(),
-                    e.cause
+            Class::Fail(error) => Failure { error, answer: e.answer },
+            _ => Failure {
+                answer: e.answer,
+                error: SourceError::new(
+                    SourceErrorKind::Partition,
+                    None,
+                    format!(
+                        "GET {}: gave up after {} attempts and {:.1}s of waiting: {}",
+                        urls::redact(&spec.url),
+                        attempts.load(std::sync::atomic::Ordering::Relaxed),
+                        waited.as_secs_f64(),
+                        e.cause
+                    ),
                 ),
-            ),
+            },
         })
     }
 
     async fn attempt<T>(&self, spec: &RequestSpec<'_>, handle: &impl Fn(&[u8]) -> Result<T, BodyError>) -> Result<T, AttemptError> {
-        let fail = |e: SourceError| AttemptError { cause: e.message.clone(), class: Class::Fail(e) };
+        let fail = AttemptError::fail;
         let key = spec.mailbox_key;
         let what = format!("GET {}", urls::redact(&spec.url));
         let permit = self.limiter.acquire(key).await;
@@ -181,9 +218,7 @@ impl GraphClient {
                 .await;
             let resp = match sent {
                 Ok(r) => r,
-                Err(e) => {
-                    return Err(AttemptError { class: Class::Retry { after: None, throttled: false }, cause: format!("{what}: {}", describe_reqwest(e)) });
-                }
+                Err(e) => return Err(AttemptError::retry(format!("{what}: {}", describe_reqwest(e)))),
             };
             let status = resp.status();
             let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| parse_retry_after(v, SystemTime::now()));
@@ -191,11 +226,14 @@ impl GraphClient {
             self.count(key, |st| st.bytes += body.len() as u64);
             if status.is_success() {
                 return handle(&body).map_err(|e| match e {
-                    BodyError::Retry(cause) => AttemptError { class: Class::Retry { after: None, throttled: false }, cause: format!("{what}: {cause}") },
+                    BodyError::Retry(cause) => AttemptError::retry(format!("{what}: {cause}")),
                     BodyError::Fail(err) => fail(err),
                 });
             }
-            match classify_status(status, retry_after, &body, spec.kind, spec.discovered, refreshes >= MAX_TOKEN_REFRESHES, &what) {
+            let error = GraphError::parse(&body);
+            let attempt = Attempt { kind: spec.kind, discovered: spec.discovered, refreshed: refreshes >= MAX_TOKEN_REFRESHES, what: &what };
+            let answer = Some(Answer { status, error: error.clone() });
+            match classify_status(status, retry_after, &error, &attempt) {
                 Class::RefreshToken => {
                     token = self.tokens.refresh(&token).await.map_err(fail)?;
                     refreshes += 1;
@@ -207,13 +245,13 @@ impl GraphClient {
                             self.limiter.pause(key, tokio::time::Instant::now() + after);
                         }
                     }
-                    let err = super::errors::GraphError::parse(&body);
                     return Err(AttemptError {
                         class: Class::Retry { after, throttled },
-                        cause: format!("{what}: HTTP {} {}", status.as_u16(), err.describe()),
+                        cause: format!("{what}: HTTP {} {}", status.as_u16(), error.describe()),
+                        answer,
                     });
                 }
-                Class::Fail(e) => return Err(fail(e)),
+                Class::Fail(e) => return Err(AttemptError { answer, ..fail(e) }),
             }
         }
     }
@@ -228,12 +266,12 @@ impl GraphClient {
                     "{what}: the response body ({n} bytes or more) exceeds limits.max_page_mb ({max} bytes) and was refused; lower source.page_size or raise limits.max_page_mb"
                 ),
             );
-            AttemptError { cause: e.message.clone(), class: Class::Fail(e) }
+            AttemptError::fail(e)
         };
-        if let Some(len) = resp.content_length() {
-            if len > max {
-                return Err(too_big(len));
-            }
+        if let Some(len) = resp.content_length()
+            && len > max
+        {
+            return Err(too_big(len));
         }
         let cap = resp.content_length().unwrap_or(64 * 1024).min(max) as usize;
         let mut buf = BytesMut::with_capacity(cap);
@@ -246,12 +284,7 @@ impl GraphClient {
                     buf.extend_from_slice(&chunk);
                 }
                 Ok(None) => return Ok(buf.freeze()),
-                Err(e) => {
-                    return Err(AttemptError {
-                        class: Class::Retry { after: None, throttled: false },
-                        cause: format!("{what}: the connection failed while reading the body: {}", describe_reqwest(e)),
-                    });
-                }
+                Err(e) => return Err(AttemptError::retry(format!("{what}: the connection failed while reading the body: {}", describe_reqwest(e)))),
             }
         }
     }

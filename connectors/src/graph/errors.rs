@@ -49,6 +49,14 @@ impl GraphError {
         codes.iter().any(|c| self.is(c))
     }
 
+    /// Refused by an Exchange application access policy (or RBAC for Applications) rather than
+    /// by a missing permission. Graph answers both with `ErrorAccessDenied`; only the message
+    /// tells them apart, by the `[RAOP]` tag Exchange puts in it. The message is read here,
+    /// once, into this answer; nothing else branches on its text.
+    pub fn is_access_policy(&self) -> bool {
+        self.is("ErrorAccessDenied") && self.message.as_deref().is_some_and(|m| m.contains("[RAOP]"))
+    }
+
     /// `code: message` for error text.
     pub fn describe(&self) -> String {
         match (&self.code, &self.message) {
@@ -180,6 +188,18 @@ mod tests {
         assert_eq!(e.describe(), "itemNotFound: gone");
         assert_eq!(GraphError::parse(b""), GraphError::default());
         assert_eq!(GraphError::parse(b"<html>"), GraphError::default());
+    }
+
+    #[test]
+    fn access_policy_is_told_from_a_missing_permission() {
+        let policy = GraphError::parse(
+            br#"{"error":{"code":"ErrorAccessDenied","message":"Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings."}}"#,
+        );
+        assert!(policy.is_access_policy());
+        let permission = GraphError::parse(br#"{"error":{"code":"ErrorAccessDenied","message":"Access is denied. Check credentials and try again."}}"#);
+        assert!(!permission.is_access_policy());
+        let other_code = GraphError::parse(br#"{"error":{"code":"ErrorQuotaExceeded","message":"[RAOP]"}}"#);
+        assert!(!other_code.is_access_policy());
     }
 
     #[test]

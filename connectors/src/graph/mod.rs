@@ -7,20 +7,20 @@
 //!   classifies failures once; [`errors`] reads Graph and token-endpoint error bodies;
 //! - [`urls`]: first-round URLs and link validation;
 //! - [`wire`] + [`normalize`] + [`schema`]: Graph JSON → Arrow;
-//! - [`source`]: [`GraphSource`], the `Source` implementation.
+//! - [`source`]: [`source::GraphSource`], the `Source` implementation;
+//! - [`check`] and [`estimate`]: the requests of `outlake check` and `outlake estimate`, with
+//!   typed answers.
 
-pub mod auth;
-pub mod client;
-pub mod errors;
-pub mod normalize;
-pub mod oauth_http;
-pub mod options;
-pub mod retry;
-pub mod schema;
-pub mod source;
-pub mod urls;
-pub mod wire;
-
-pub use normalize::{NormalizeContext, NormalizeError, NormalizeErrorKind, NormalizedPage, normalize_page};
-pub use options::{AuthMode, DelegatedTokens, GraphOptions, MailboxSelection};
-pub use source::GraphSource;
+mod auth;
+pub(crate) mod check;
+mod client;
+mod errors;
+pub(crate) mod estimate;
+pub(crate) mod normalize;
+pub(crate) mod oauth_http;
+pub(crate) mod options;
+mod retry;
+pub(crate) mod schema;
+pub(crate) mod source;
+pub(crate) mod urls;
+mod wire;

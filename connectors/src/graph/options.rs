@@ -46,8 +46,8 @@ impl fmt::Debug for AuthMode {
 pub enum MailboxSelection {
     /// Every user of the directory that has a mailbox (users without one are skipped).
     All,
-    /// These users, by object id or userPrincipalName. A listed user without a mailbox fails
-    /// (it is never silently skipped).
+    /// These users, by object id or userPrincipalName. A listed user without a mailbox, or one
+    /// that cannot be resolved, fails alone (it is never silently skipped).
     List(Vec<String>),
     /// The signed-in user (delegated auth), through `/me`.
     Me,

@@ -8,12 +8,15 @@
 //! | 404 `ErrorItemNotFound` / `ErrorSyncFolderNotFound` / `itemNotFound` on a folder's message delta | `FolderGone` |
 //! | 404 `MailboxNotEnabledForRESTAPI` / `ErrorInvalidUser` / `ResourceNotFound` | `NoMailbox` when mailboxes were discovered, else `Mailbox` |
 //! | 403, other 4xx on mailbox requests | `Mailbox`, naming the code and the fix |
-//! | 401 after one refresh; 400 `BadRequest` on `/me` | `Auth` |
-//! | 403 on directory requests (`/users`) | `Auth` (the app lacks `User.Read.All`: nothing can proceed) |
+//! | 401 after one refresh; 400 `BadRequest` on `/me` ([`RequestKind::Me`]) | `Auth` |
+//! | 401/403 on directory requests (`/users`, `/users/{x}`) | `Auth` (the app lacks `User.Read.All`: nothing can proceed) |
 //! | anything else | `Partition` |
 //!
 //! Codes compare case-insensitively. When retries run out, the last retryable cause becomes a
 //! `Partition` error.
+//!
+//! Decisions use the status, Graph's error code and the [`RequestKind`] the caller names; never
+//! the text of the URL or of Graph's message (a user `megan@contoso.com` is not `/me`).
 
 use std::time::{Duration, SystemTime};
 
@@ -30,8 +33,10 @@ pub enum RequestKind {
     EventDelta,
     /// `GET /users` pages (directory).
     Users,
-    /// `GET /users/{x}` or `/me` for a configured mailbox.
+    /// `GET /users/{id or UPN}`: resolve a mailbox listed in the config.
     Resolve,
+    /// `GET /me`: the signed-in user (delegated auth only; app-only tokens get 400 `BadRequest`).
+    Me,
     /// `GET /users/{id}/mailFolders/inbox` to learn whether a discovered user has a mailbox.
     Probe,
     /// `GET …/mailFolders/{well-known name}` to resolve a folder pattern.
@@ -53,19 +58,23 @@ pub const SYNC_STATE_CODES: &[&str] = &["SyncStateNotFound", "SyncStateInvalid",
 pub const FOLDER_GONE_CODES: &[&str] = &["ErrorItemNotFound", "ErrorSyncFolderNotFound", "itemNotFound"];
 pub const NO_MAILBOX_CODES: &[&str] = &["MailboxNotEnabledForRESTAPI", "ErrorInvalidUser", "ResourceNotFound", "Request_ResourceNotFound"];
 
-/// Classify an HTTP error response (non-2xx). `discovered` is true when the mailbox came from
-/// `mailboxes = "all"` (a missing mailbox is then skipped, not failed); `refreshed` is true when
-/// the token was already renewed once for this request.
-pub fn classify_status(
-    status: StatusCode,
-    retry_after: Option<Duration>,
-    body: &[u8],
-    kind: RequestKind,
-    discovered: bool,
-    refreshed: bool,
-    what: &str,
-) -> Class {
-    let err = GraphError::parse(body);
+/// The request an error answer belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// What the request was for: decides what a status means.
+    pub kind: RequestKind,
+    /// The mailbox came from `mailboxes = "all"` or a glob: a missing mailbox is skipped, not
+    /// failed.
+    pub discovered: bool,
+    /// The token was already renewed for this request: another 401 is final.
+    pub refreshed: bool,
+    /// `GET <redacted url>`, for messages only; never inspected.
+    pub what: &'a str,
+}
+
+/// Classify an HTTP error response (non-2xx) to `attempt`.
+pub fn classify_status(status: StatusCode, retry_after: Option<Duration>, err: &GraphError, attempt: &Attempt<'_>) -> Class {
+    let Attempt { kind, discovered, refreshed, what } = *attempt;
     let code = err.code.clone();
     let fail = |k: SourceErrorKind, msg: String| Class::Fail(SourceError::new(k, code.clone(), msg));
     let s = status.as_u16();
@@ -94,22 +103,23 @@ pub fn classify_status(
     }
     if s == 404 && err.is_any(NO_MAILBOX_CODES) {
         let k = if discovered { SourceErrorKind::NoMailbox } else { SourceErrorKind::Mailbox };
-        return fail(k, format!("{what}: {} ({})", mailbox_advice(&err, s), err.describe()));
+        return fail(k, format!("{what}: {} ({})", mailbox_advice(err, s), err.describe()));
     }
-    if s == 400 && err.is("BadRequest") && kind == RequestKind::Resolve && what.contains("/me") {
+    if s == 400 && err.is("BadRequest") && kind == RequestKind::Me {
         return fail(
             SourceErrorKind::Auth,
             format!("{what}: /me needs delegated sign-in ({}); use mailboxes = \"all\" or a list with app-only auth", err.describe()),
         );
     }
-    if kind == RequestKind::Users && (s == 401 || s == 403) {
+    if matches!(kind, RequestKind::Users | RequestKind::Resolve) && (s == 401 || s == 403) {
+        let act = if kind == RequestKind::Users { "listing users" } else { "reading a user" };
         return fail(
             SourceErrorKind::Auth,
-            format!("{what}: listing users was refused (HTTP {s} {}); grant the User.Read.All application permission with admin consent", err.describe()),
+            format!("{what}: {act} was refused (HTTP {s} {}); grant the User.Read.All application permission with admin consent", err.describe()),
         );
     }
     if (400..500).contains(&s) {
-        return fail(SourceErrorKind::Mailbox, format!("{what}: HTTP {s} {}: {}", err.describe(), mailbox_advice(&err, s)));
+        return fail(SourceErrorKind::Mailbox, format!("{what}: HTTP {s} {}: {}", err.describe(), mailbox_advice(err, s)));
     }
     fail(SourceErrorKind::Partition, format!("{what}: HTTP {s} {}", err.describe()))
 }
@@ -158,16 +168,19 @@ mod tests {
         assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
     }
 
+    fn classify(n: u16, body: &[u8], kind: RequestKind, discovered: bool, refreshed: bool, what: &str) -> Class {
+        classify_status(StatusCode::from_u16(n).unwrap(), None, &GraphError::parse(body), &Attempt { kind, discovered, refreshed, what })
+    }
+
     #[test]
     fn classification_table() {
         use RequestKind::*;
         use SourceErrorKind as K;
-        let st = |n: u16| StatusCode::from_u16(n).unwrap();
-        let c = |n: u16, code: &str, kind: RequestKind, discovered: bool| classify_status(st(n), None, &body(code), kind, discovered, false, "GET x");
+        let c = |n: u16, code: &str, kind: RequestKind, discovered: bool| classify(n, &body(code), kind, discovered, false, "GET x");
         assert!(matches!(c(429, "ApplicationThrottled", MessageDelta, false), Class::Retry { throttled: true, .. }));
         assert!(matches!(c(503, "", EventDelta, false), Class::Retry { .. }));
         assert!(matches!(c(504, "", EventDelta, false), Class::Retry { .. }));
-        assert!(matches!(classify_status(st(503), None, b"", MessageDelta, false, false, "x"), Class::Retry { .. }));
+        assert!(matches!(classify(503, b"", MessageDelta, false, false, "x"), Class::Retry { .. }));
         assert_eq!(kind_of(c(410, "SyncStateNotFound", MessageDelta, false)), Some(K::SyncStateExpired));
         assert_eq!(kind_of(c(410, "", EventDelta, false)), Some(K::SyncStateExpired));
         assert_eq!(kind_of(c(400, "syncStateInvalid", FolderDelta, false)), Some(K::SyncStateExpired));
@@ -179,26 +192,42 @@ mod tests {
         assert_eq!(kind_of(c(404, "MailboxNotEnabledForRESTAPI", MessageDelta, true)), Some(K::NoMailbox));
         assert_eq!(kind_of(c(404, "MailboxNotEnabledForRESTAPI", MessageDelta, false)), Some(K::Mailbox));
         assert_eq!(kind_of(c(404, "errorinvaliduser", Probe, true)), Some(K::NoMailbox));
+        assert_eq!(kind_of(c(404, "Request_ResourceNotFound", Resolve, false)), Some(K::Mailbox));
         assert_eq!(kind_of(c(403, "ErrorQuotaExceeded", MessageDelta, false)), Some(K::Mailbox));
         assert_eq!(kind_of(c(403, "Authorization_RequestDenied", Users, false)), Some(K::Auth));
+        assert_eq!(kind_of(c(403, "Authorization_RequestDenied", Resolve, false)), Some(K::Auth), "a directory refusal stops the run");
         assert_eq!(kind_of(c(400, "ErrorInvalidRequest", EventDelta, false)), Some(K::Mailbox));
         assert_eq!(kind_of(c(500, "InternalServerError", EventDelta, false)), Some(K::Partition));
         assert!(matches!(c(401, "InvalidAuthenticationToken", MessageDelta, false), Class::RefreshToken));
-        let again = classify_status(st(401), None, &body("InvalidAuthenticationToken"), MessageDelta, false, true, "x");
-        assert_eq!(kind_of(again), Some(K::Auth));
-        assert_eq!(kind_of(classify_status(st(400), None, &body("BadRequest"), Resolve, false, false, "GET /me")), Some(K::Auth));
+        assert_eq!(kind_of(classify(401, &body("InvalidAuthenticationToken"), MessageDelta, false, true, "x")), Some(K::Auth));
+        // `/me` with an app-only token: nothing can proceed without delegated sign-in.
+        assert_eq!(kind_of(c(400, "BadRequest", Me, false)), Some(K::Auth));
+        assert_eq!(kind_of(c(400, "BadRequest", Resolve, false)), Some(K::Mailbox));
+    }
+
+    /// Regression (issue #13): "is this /me?" was decided by `what.contains("/me")`, and the
+    /// request line of a configured user such as `GET …/v1.0/users/megan@contoso.com` contains
+    /// `/me` too. A 400 while resolving her stopped the whole run as an authentication error with
+    /// advice about delegated sign-in. The request kind decides now; the URL text never does.
+    #[test]
+    fn bad_request_resolving_a_user_named_me_something_is_not_the_me_endpoint() {
+        let what = "GET https://graph.microsoft.com/v1.0/users/megan@contoso.com";
+        let Class::Fail(e) = classify(400, &body("BadRequest"), RequestKind::Resolve, false, false, what) else { panic!("a 400 is not retried") };
+        assert_eq!(e.kind, SourceErrorKind::Mailbox, "{}", e.message);
+        assert!(!e.message.contains("delegated sign-in"), "{}", e.message);
+        assert_eq!(e.code.as_deref(), Some("BadRequest"));
+        // And the converse: the kind alone makes `/me` an auth problem, whatever the text says.
+        let Class::Fail(e) = classify(400, &body("BadRequest"), RequestKind::Me, false, false, "GET x") else { panic!() };
+        assert_eq!(e.kind, SourceErrorKind::Auth);
+        assert!(e.message.contains("delegated sign-in"), "{}", e.message);
     }
 
     #[test]
     fn mailbox_messages_name_code_and_fix() {
-        let Class::Fail(e) = classify_status(StatusCode::FORBIDDEN, None, &body("ErrorQuotaExceeded"), RequestKind::MessageDelta, false, false, "GET x") else {
-            panic!()
-        };
+        let Class::Fail(e) = classify(403, &body("ErrorQuotaExceeded"), RequestKind::MessageDelta, false, false, "GET x") else { panic!() };
         assert_eq!(e.code.as_deref(), Some("ErrorQuotaExceeded"));
         assert!(e.message.contains("over its size quota"), "{}", e.message);
-        let Class::Fail(e) = classify_status(StatusCode::FORBIDDEN, None, &body("ErrorAccessDenied"), RequestKind::MessageDelta, false, false, "GET x") else {
-            panic!()
-        };
+        let Class::Fail(e) = classify(403, &body("ErrorAccessDenied"), RequestKind::MessageDelta, false, false, "GET x") else { panic!() };
         assert!(e.message.contains("application access policy"), "{}", e.message);
     }
 }

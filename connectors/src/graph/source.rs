@@ -6,6 +6,11 @@
 //!   `skipped`. `List` resolves each entry with `/users/{x}` (ids are kept, UPNs become ids);
 //!   entries with glob characters select users of `/users` by id or UPN (case-insensitive),
 //!   probed and skipped like `All`.
+//!   A listed entry that cannot be resolved for a reason of its own (a 4xx other than a
+//!   directory refusal, e.g. 400 `BadRequest` or 404 `Request_ResourceNotFound`, which
+//!   [`super::retry`] classifies `SourceErrorKind::Mailbox`) fails alone: it goes to
+//!   `MailboxListing::failed`, the runner reports that mailbox failed and syncs the others.
+//!   Errors that stop the run (credentials, the directory refused) still stop it.
 //!   `Me` resolves `/me` and marks the mailbox `via_me`.
 //! - `fetch_page`: `PageRequest::Initial` builds the partition's first-round URL
 //!   (mail folders → `mailFolders/delta`; messages → the folder's `messages/delta` with
@@ -17,7 +22,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use futures::StreamExt;
 use outlake_pipeline::limiter::Limiter;
@@ -26,20 +30,26 @@ use outlake_pipeline::seq::SeqGen;
 use outlake_pipeline::source::{MailboxListing, RequestStats, Source, SourceError, SourceErrorKind};
 
 use super::auth::TokenProvider;
-use super::client::{BodyError, ClientSettings, GraphClient, RequestSpec};
+use super::client::{BodyError, ClientSettings, Failure, GraphClient, RequestSpec};
 use super::normalize::{self, NormalizeContext, NormalizeErrorKind};
 use super::options::{GraphOptions, MailboxSelection};
 use super::retry::RequestKind;
-use super::schema;
 use super::urls;
 use super::wire::{User, UsersPage};
 
 /// Counters for requests that belong to no mailbox (directory listing).
-pub const DIRECTORY_KEY: &str = "(directory)";
+pub(super) const DIRECTORY_KEY: &str = "(directory)";
 
 pub struct GraphSource {
-    opts: GraphOptions,
-    client: GraphClient,
+    pub(super) opts: GraphOptions,
+    pub(super) client: GraphClient,
+}
+
+/// Whether a discovered user has a mailbox.
+enum Probe {
+    Mailbox,
+    /// No mailbox, with Graph's code (or message) as the reason.
+    NoMailbox(String),
 }
 
 impl GraphSource {
@@ -88,19 +98,18 @@ impl GraphSource {
         self.client.tokens().token_requests()
     }
 
-    /// Get an access token now (operator commands: `outlake check`), so credential problems
-    /// show before any Graph call.
-    pub async fn check_token(&self) -> Result<(), SourceError> {
-        self.client.tokens().token().await.map(|_| ())
+    /// One GET outside a delta round (well-known folders, operator checks, estimates): the JSON
+    /// body of a 2xx answer, with the same headers, limiter, retries and error classification
+    /// as every other request. The URL must point at `graph_url`.
+    pub(super) async fn get_json(&self, url: url::Url, kind: RequestKind, mailbox_key: &str) -> Result<serde_json::Value, SourceError> {
+        self.fetch_json(url, kind, mailbox_key).await.map_err(|f| f.error)
     }
 
-    /// One GET outside a sync (operator commands: `outlake check`, `outlake estimate`): the
-    /// JSON body of a 2xx answer, with the same headers, limiter, retries and error
-    /// classification as every other request. The URL must point at `graph_url`.
-    pub async fn get_json(&self, url: url::Url, kind: RequestKind, mailbox_key: &str) -> Result<serde_json::Value, SourceError> {
-        let url = urls::validate_link(url.as_str(), &self.opts.graph_url)?;
+    /// [`GraphSource::get_json`], keeping Graph's answer when the request failed.
+    pub(super) async fn fetch_json(&self, url: url::Url, kind: RequestKind, mailbox_key: &str) -> Result<serde_json::Value, Failure> {
+        let url = urls::validate_link(url.as_str(), &self.opts.graph_url).map_err(|error| Failure { error, answer: None })?;
         let spec = RequestSpec { url, kind, mailbox_key, discovered: false };
-        self.client.get(&spec, |body| serde_json::from_slice(body).map_err(|e| BodyError::Retry(format!("response body is not valid JSON: {e}")))).await
+        self.client.fetch(&spec, |body| serde_json::from_slice(body).map_err(|e| BodyError::Retry(format!("response body is not valid JSON: {e}")))).await
     }
 
     fn discovered(&self) -> bool {
@@ -109,14 +118,7 @@ impl GraphSource {
 
     async fn get_user(&self, url: url::Url, key: &str, kind: RequestKind) -> Result<Mailbox, SourceError> {
         let spec = RequestSpec { url, kind, mailbox_key: key, discovered: false };
-        self.client
-            .get(&spec, |body| {
-                let user: User<'_> = serde_json::from_slice(body).map_err(json_error)?;
-                let id =
-                    user.id.as_deref().ok_or_else(|| BodyError::Fail(SourceError::new(SourceErrorKind::Fatal, None, "user has no `id` in Graph's answer")))?;
-                Ok(Mailbox { id: id.to_string(), upn: user.user_principal_name.as_deref().map(str::to_string), via_me: false })
-            })
-            .await
+        self.client.get(&spec, user_of).await
     }
 
     async fn list_users(&self) -> Result<Vec<Mailbox>, SourceError> {
@@ -149,7 +151,7 @@ impl GraphSource {
     /// Probe users (a few at a time) and split them into mailboxes and users without one.
     async fn probe_all(&self, users: Vec<Mailbox>) -> Result<MailboxListing, SourceError> {
         let concurrency = (self.opts.max_in_flight_total as usize).clamp(1, 16);
-        let probed: Vec<(Mailbox, Result<Result<(), String>, SourceError>)> = futures::stream::iter(users)
+        let probed: Vec<(Mailbox, Result<Probe, SourceError>)> = futures::stream::iter(users)
             .map(|u| async move {
                 let r = self.probe(&u).await;
                 (u, r)
@@ -160,27 +162,34 @@ impl GraphSource {
         let mut listing = MailboxListing::default();
         for (user, r) in probed {
             match r? {
-                Ok(()) => listing.mailboxes.push(user),
-                Err(reason) => listing.skipped.push((user.label().to_string(), format!("no mailbox ({reason})"))),
+                Probe::Mailbox => listing.mailboxes.push(user),
+                Probe::NoMailbox(reason) => listing.skipped.push((user.label().to_string(), format!("no mailbox ({reason})"))),
             }
         }
         Ok(listing)
     }
 
-    /// `Ok(true)` has a mailbox, `Ok(false)` has none.
-    async fn probe(&self, user: &Mailbox) -> Result<Result<(), String>, SourceError> {
+    /// Whether a discovered user has a mailbox.
+    async fn probe(&self, user: &Mailbox) -> Result<Probe, SourceError> {
         let spec = RequestSpec { url: urls::probe_inbox(&self.opts.graph_url, &user.id), kind: RequestKind::Probe, mailbox_key: &user.id, discovered: true };
         match self.client.get(&spec, |_| Ok(())).await {
-            Ok(()) => Ok(Ok(())),
-            Err(e) if e.kind == SourceErrorKind::NoMailbox => Ok(Err(e.code.unwrap_or(e.message))),
+            Ok(()) => Ok(Probe::Mailbox),
+            Err(e) if e.kind == SourceErrorKind::NoMailbox => Ok(Probe::NoMailbox(e.code.unwrap_or(e.message))),
             // A refused mailbox (access policy, quota) is listed: it fails later with its reason.
-            Err(e) if e.kind == SourceErrorKind::Mailbox => Ok(Ok(())),
+            Err(e) if e.kind == SourceErrorKind::Mailbox => Ok(Probe::Mailbox),
             Err(e) => Err(e),
         }
     }
 }
 
-fn json_error(e: serde_json::Error) -> BodyError {
+/// The mailbox of a user from `/users/{x}` or `/me`.
+pub(super) fn user_of(body: &[u8]) -> Result<Mailbox, BodyError> {
+    let user: User<'_> = serde_json::from_slice(body).map_err(json_error)?;
+    let id = user.id.as_deref().ok_or_else(|| BodyError::Fail(SourceError::new(SourceErrorKind::Fatal, None, "user has no `id` in Graph's answer")))?;
+    Ok(Mailbox { id: id.to_string(), upn: user.user_principal_name.as_deref().map(str::to_string), via_me: false })
+}
+
+pub(super) fn json_error(e: serde_json::Error) -> BodyError {
     use serde_json::error::Category;
     match e.classify() {
         Category::Data => BodyError::Fail(SourceError::new(SourceErrorKind::Fatal, None, format!("Graph's answer about users is not what was expected: {e}"))),
@@ -193,9 +202,9 @@ impl Source for GraphSource {
     async fn mailboxes(&self) -> Result<MailboxListing, SourceError> {
         match &self.opts.mailboxes {
             MailboxSelection::Me => {
-                let mut me = self.get_user(urls::me(&self.opts.graph_url), DIRECTORY_KEY, RequestKind::Resolve).await?;
+                let mut me = self.get_user(urls::me(&self.opts.graph_url), DIRECTORY_KEY, RequestKind::Me).await?;
                 me.via_me = true;
-                Ok(MailboxListing { mailboxes: vec![me], skipped: vec![] })
+                Ok(MailboxListing { mailboxes: vec![me], ..MailboxListing::default() })
             }
             MailboxSelection::List(entries) => {
                 // Ids and UPNs are resolved one by one; glob entries select from the directory
@@ -205,9 +214,19 @@ impl Source for GraphSource {
                 let mut seen = HashSet::new();
                 for entry in literals {
                     let url = urls::resolve_user(&self.opts.graph_url, entry);
-                    let mb = self.get_user(url, DIRECTORY_KEY, RequestKind::Resolve).await.map_err(|e| {
-                        SourceError::new(e.kind, e.code.clone(), format!("mailbox `{entry}` listed in the config could not be resolved: {}", e.message))
-                    })?;
+                    let mb = match self.get_user(url, DIRECTORY_KEY, RequestKind::Resolve).await {
+                        Ok(mb) => mb,
+                        Err(e) => {
+                            let e = SourceError::new(e.kind, e.code, format!("mailbox `{entry}` listed in the config could not be resolved: {}", e.message));
+                            if !matches!(e.kind, SourceErrorKind::Mailbox | SourceErrorKind::NoMailbox) {
+                                return Err(e);
+                            }
+                            // This entry fails alone (module contract).
+                            tracing::warn!(mailbox = %entry, error = %e.message, "listed mailbox could not be resolved");
+                            listing.failed.push((entry.clone(), SourceError { kind: SourceErrorKind::Mailbox, ..e }));
+                            continue;
+                        }
+                    };
                     if seen.insert(mb.id.clone()) {
                         listing.mailboxes.push(mb);
                     }
@@ -309,10 +328,6 @@ impl Source for GraphSource {
             Err(e) if e.kind == SourceErrorKind::FolderGone => Ok(None),
             Err(e) => Err(e),
         }
-    }
-
-    fn schema(&self, stream: Stream) -> SchemaRef {
-        schema::schema(stream)
     }
 
     fn delete_rows(&self, partition: &PartitionKey, ids: &[String], seq: &SeqGen, run_id: &str) -> RecordBatch {

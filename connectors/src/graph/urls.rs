@@ -103,7 +103,7 @@ pub fn api(graph: &Url, segments: &[&str]) -> Url {
 }
 
 /// `users/{id}` or `me`.
-fn owner<'a>(mailbox: &'a Mailbox) -> Vec<&'a str> {
+fn owner(mailbox: &Mailbox) -> Vec<&str> {
     if mailbox.via_me { vec!["me"] } else { vec!["users", mailbox.id.as_str()] }
 }
 
@@ -146,6 +146,13 @@ pub fn well_known_folder(graph: &Url, mailbox: &Mailbox, name: &str) -> Url {
 pub fn users(graph: &Url) -> Url {
     let mut url = api(graph, &["users"]);
     url.set_query(Some("$select=id,userPrincipalName,mail&$top=999"));
+    url
+}
+
+/// The first `top` users of the directory (operator checks).
+pub fn users_first_page(graph: &Url, top: u32) -> Url {
+    let mut url = api(graph, &["users"]);
+    url.set_query(Some(&format!("$select=id,userPrincipalName&$top={top}")));
     url
 }
 

@@ -10,8 +10,7 @@
 use std::path::PathBuf;
 
 use chrono::TimeZone;
-use outlake_connectors::graph::normalize::{NormalizeContext, normalize_page};
-use outlake_connectors::graph::schema::schema;
+use outlake_connectors::{NormalizeContext, normalize_page, schema};
 use outlake_pipeline::model::Stream;
 use outlake_pipeline::seq::SeqGen;
 use outlake_simulator::hostile::fuzz;

@@ -12,9 +12,7 @@
 //!    `vacuum`) if a crash interrupted it.
 //! 4. The newest [`KEEP_RECORDS`] records of a partition are kept; older ones are deleted.
 //!
-//! Record format (version [`FORMAT_VERSION`]): the JSON of [`Checkpoint`] with a
-//! `"format_version": 1` field added at the top level. Readers reject other versions with
-//! [`LakeErrorKind::Corrupt`] naming the record.
+//! Record format: see [`super::record`] (version 2 written, versions 1 and 2 read).
 
 use std::collections::BTreeMap;
 
@@ -23,14 +21,10 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use outlake_pipeline::lake::CommitRequest;
 use outlake_pipeline::model::{Checkpoint, PartitionKey, StagedFile, mailbox_slug};
-use serde::Serialize;
 
 use super::layout;
 use crate::error::{CHECK_STORE, LakeError, LakeErrorKind, corrupt, storage};
 use crate::store::StoreRoot;
-
-/// The version this build writes and the only one it reads.
-pub const FORMAT_VERSION: u64 = 1;
 
 /// Commit records kept per partition (the newest ones); older ones are deleted after a commit.
 pub const KEEP_RECORDS: u64 = 5;
@@ -38,52 +32,7 @@ pub const KEEP_RECORDS: u64 = 5;
 /// Files published concurrently.
 const PUBLISH_CONCURRENCY: usize = 4;
 
-#[derive(Serialize)]
-struct RecordOut<'a> {
-    format_version: u64,
-    #[serde(flatten)]
-    checkpoint: &'a Checkpoint,
-}
-
-/// The bytes of a commit record for `checkpoint` (pretty JSON, trailing newline).
-pub fn encode_record(checkpoint: &Checkpoint) -> Vec<u8> {
-    let mut out = serde_json::to_vec_pretty(&RecordOut { format_version: FORMAT_VERSION, checkpoint }).expect("a Checkpoint always serializes");
-    out.push(b'\n');
-    out
-}
-
-/// Parse a commit record; `url` names it in errors. Unknown `format_version` → `Corrupt`.
-pub fn decode_record(url: &str, bytes: &[u8]) -> Result<Checkpoint, LakeError> {
-    let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        corrupt(url, format!("commit record {url} is not valid JSON ({e}); restore it from a backup or delete it to resume from the previous record"))
-    })?;
-    let version = value.get("format_version").and_then(|v| v.as_u64());
-    match version {
-        Some(FORMAT_VERSION) => {}
-        Some(v) => {
-            return Err(corrupt(
-                url,
-                format!(
-                    "commit record {url} has format_version {v}, but this outlake reads only version {FORMAT_VERSION}; it was written by a different outlake release: run that release, or upgrade this one"
-                ),
-            ));
-        }
-        None => {
-            return Err(corrupt(
-                url,
-                format!(
-                    "commit record {url} has no numeric format_version field; it was not written by outlake or is damaged: restore it or delete it to resume from the previous record"
-                ),
-            ));
-        }
-    }
-    if let Some(obj) = value.as_object_mut() {
-        obj.remove("format_version");
-    }
-    serde_json::from_value(value).map_err(|e| {
-        corrupt(url, format!("commit record {url} does not match format_version {FORMAT_VERSION} ({e}); restore it from a backup or delete it to resume from the previous record"))
-    })
-}
+pub use super::record::{FORMAT_VERSION, decode_record, encode_record};
 
 /// Commit numbers of the records present for a partition, ascending.
 pub async fn record_seqs(state: &StoreRoot, partition: &PartitionKey) -> Result<Vec<u64>, LakeError> {
@@ -218,18 +167,19 @@ pub async fn commit(data: &StoreRoot, state: &StoreRoot, req: CommitRequest) -> 
         return Err(conflict(state, &partition, latest));
     }
 
-    let (total_rows, rebaselines) = req.previous.as_ref().map_or((0, 0), |p| (p.total_rows, p.rebaselines));
+    let (total_rows, rebaselines, high_water) = req.previous.as_ref().map_or((0, 0, i64::MIN), |p| (p.total_rows, p.rebaselines, p.high_water_seq));
     let checkpoint = Checkpoint {
         partition: partition.clone(),
         seq,
+        state: req.state,
         cursor: req.cursor,
         round: req.round,
+        high_water_seq: req.high_water_seq.max(high_water),
         files: req.files,
         run_id: req.run_id,
         committed_at: chrono::Utc::now(),
         total_rows: total_rows + req.rows,
         rebaselines: rebaselines + u64::from(req.rebaselined),
-        retired: req.retired,
     };
 
     let path = layout::commit_record_path(&partition, seq);
@@ -256,7 +206,9 @@ pub async fn commit(data: &StoreRoot, state: &StoreRoot, req: CommitRequest) -> 
     if let Some(&latest) = after.last()
         && latest > seq
     {
-        let _ = state.store.delete(&path).await;
+        if let Err(e) = state.store.delete(&path).await {
+            tracing::warn!(path = %url, error = %e, "could not remove a stale commit record; it never becomes the latest and vacuum ignores it");
+        }
         return Err(conflict(state, &partition, latest));
     }
 

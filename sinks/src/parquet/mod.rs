@@ -3,4 +3,5 @@
 pub mod commit;
 pub mod layout;
 pub mod reader;
+pub mod record;
 pub mod writer;

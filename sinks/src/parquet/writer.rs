@@ -91,12 +91,11 @@ pub struct ObjectStagedWriter {
     settings: WriterSettings,
     open: Option<OpenFile>,
     done: Vec<StagedFile>,
-    pending_rows: u64,
 }
 
 impl ObjectStagedWriter {
     pub fn new(data: StoreRoot, partition: PartitionKey, settings: WriterSettings) -> Self {
-        ObjectStagedWriter { data, partition, settings, open: None, done: Vec::new(), pending_rows: 0 }
+        ObjectStagedWriter { data, partition, settings, open: None, done: Vec::new() }
     }
 
     fn start(&self, schema: SchemaRef) -> Result<OpenFile, LakeError> {
@@ -140,16 +139,11 @@ impl StagedWriter for ObjectStagedWriter {
         let url = self.data.url_of(&Path::from(layout::staging_path(f.id)));
         f.writer.write(batch).await.map_err(|e| storage("write staged file", &url, &e, CHECK_STORE))?;
         f.rows += batch.num_rows() as u64;
-        self.pending_rows += batch.num_rows() as u64;
         let size = (f.writer.bytes_written() + f.writer.in_progress_size()) as u64;
         if size >= self.settings.target_file_bytes {
             self.close_open().await?;
         }
         Ok(())
-    }
-
-    fn pending_rows(&self) -> u64 {
-        self.pending_rows
     }
 
     fn buffered_bytes(&self) -> u64 {
@@ -163,7 +157,6 @@ impl StagedWriter for ObjectStagedWriter {
 
     async fn finish(&mut self) -> Result<Vec<StagedFile>, LakeError> {
         self.close_open().await?;
-        self.pending_rows = 0;
         Ok(std::mem::take(&mut self.done))
     }
 }

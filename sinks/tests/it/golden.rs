@@ -1,5 +1,6 @@
-//! Golden commit records: every checked-in version-1 record still parses and re-encodes to the
-//! same bytes; a record of an unknown version is refused with `Corrupt`, naming the record.
+//! Golden commit records: every checked-in version-2 record parses and re-encodes to the same
+//! bytes; version-1 records (earlier releases) are read with the state their flags implied; a
+//! record of an unknown version is refused with `Corrupt`, naming the record.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use object_store::memory::InMemory;
 use object_store::{ObjectStoreExt, PutPayload};
 use outlake_pipeline::lake::{Lake, LakeErrorKind};
-use outlake_pipeline::model::{Cursor, Stream};
+use outlake_pipeline::model::{Checkpoint, Cursor, PartitionState, RoundKind, RoundScope, Stream};
 use outlake_sinks::parquet::{commit, layout};
 use outlake_sinks::{ObjectLake, WriterSettings};
 
@@ -16,40 +17,83 @@ fn data(rel: &str) -> PathBuf {
 }
 
 #[test]
-fn v1_golden_records_parse_and_reencode_identically() {
+fn v2_golden_records_parse_and_reencode_identically() {
     let mut seen = 0;
-    for entry in std::fs::read_dir(data("commit-v1")).unwrap() {
+    for entry in std::fs::read_dir(data("commit-v2")).unwrap() {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
         let cp = commit::decode_record(&path.display().to_string(), &bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(
             String::from_utf8(commit::encode_record(&cp)).unwrap(),
             String::from_utf8(bytes).unwrap(),
-            "{} no longer round-trips: the v1 format changed",
+            "{} no longer round-trips: the v2 format changed",
             path.display()
         );
         seen += 1;
     }
-    assert!(seen >= 3, "golden records are missing");
+    assert!(seen >= 5, "golden records are missing");
 }
 
 #[test]
-fn v1_golden_record_fields() {
-    let bytes = std::fs::read(data("commit-v1/messages-delta.json")).unwrap();
-    let cp = commit::decode_record("messages-delta.json", &bytes).unwrap();
-    assert_eq!(cp.partition.stream, Stream::Messages);
-    assert_eq!(cp.seq, 12);
+fn v2_golden_record_fields() {
+    let cp = decode("commit-v2/messages-syncing-delta-received-after.json");
+    assert_eq!((cp.partition.stream, cp.seq, cp.state, cp.round.kind), (Stream::Messages, 12, PartitionState::Syncing, RoundKind::Incremental));
     assert!(matches!(cp.cursor, Some(Cursor::Delta(ref u)) if u.contains("deltatoken=")));
-    assert_eq!(cp.files.len(), 2);
-    assert_eq!(cp.files[1].rows, 417);
-    assert_eq!(cp.total_rows, 48213);
-    assert!(!cp.retired);
-    // The table path follows the layout for this partition.
+    assert_eq!(cp.round.scope.received_after, Some("2025-01-01T00:00:00Z".parse().unwrap()));
+    assert_eq!(cp.high_water_seq, 1732790400009999);
+    assert!(layout::is_table_file_of(&cp.partition, &cp.files[0].table_path));
+    let states: Vec<PartitionState> = ["mail_folders-needs-rebaseline", "messages-parked", "messages-retired"]
+        .iter()
+        .map(|n| decode(&format!("commit-v2/{n}.json")))
+        .inspect(|cp| assert_eq!(cp.cursor, None))
+        .map(|cp| cp.state)
+        .collect();
+    assert_eq!(states, vec![PartitionState::NeedsRebaseline, PartitionState::Parked, PartitionState::Retired]);
+}
+
+fn decode(rel: &str) -> Checkpoint {
+    let bytes = std::fs::read(data(rel)).unwrap();
+    commit::decode_record(rel, &bytes).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// Records written by earlier releases (format 1) are read, with the state their flags implied.
+#[test]
+fn v1_golden_records_are_read_as_their_state() {
+    let cp = decode("commit-v1/messages-delta.json");
+    assert_eq!((cp.partition.stream, cp.seq, cp.state, cp.round.kind), (Stream::Messages, 12, PartitionState::Syncing, RoundKind::Incremental));
+    assert!(matches!(cp.cursor, Some(Cursor::Delta(ref u)) if u.contains("deltatoken=")));
+    assert_eq!((cp.files.len(), cp.files[1].rows, cp.total_rows), (2, 417, 48213));
+    // No high-water mark in v1: the round's start stands in for it.
+    assert_eq!(cp.high_water_seq, cp.round.started_seq);
+    assert_eq!(cp.round.scope, RoundScope::default());
     assert!(layout::is_table_file_of(&cp.partition, &cp.files[0].table_path));
 
-    let bytes = std::fs::read(data("commit-v1/mail_folders-reset-retired.json")).unwrap();
-    let cp = commit::decode_record("mail_folders-reset-retired.json", &bytes).unwrap();
-    assert_eq!((cp.cursor, cp.retired, cp.round.owes_deletes), (None, true, true));
+    let cp = decode("commit-v1/events-next-first-commit.json");
+    assert_eq!((cp.state, cp.round.kind), (PartitionState::Syncing, RoundKind::Baseline));
+    assert!(matches!(cp.cursor, Some(Cursor::Next(_))));
+
+    let cp = decode("commit-v1/mail_folders-reset-retired.json");
+    assert_eq!((cp.cursor, cp.state, cp.round.kind), (None, PartitionState::Retired, RoundKind::Rebaseline));
+
+    let cp = decode("commit-v1/messages-parked-out-of-scope.json");
+    assert_eq!((cp.cursor, cp.state, cp.round.scope), (None, PartitionState::Parked, RoundScope::default()));
+
+    let cp = decode("commit-v1/messages-rebaseline-received-after.json");
+    assert_eq!((cp.state, cp.round.kind), (PartitionState::Syncing, RoundKind::Rebaseline));
+    assert_eq!(cp.round.scope.received_after, Some("2025-01-01T00:00:00Z".parse().unwrap()));
+
+    // Re-encoding a v1 record writes version 2.
+    let v2: serde_json::Value = serde_json::from_slice(&commit::encode_record(&cp)).unwrap();
+    assert_eq!((v2["format_version"].as_u64(), v2["state"].as_str()), (Some(2), Some("syncing")));
+}
+
+#[test]
+fn v1_record_with_an_unknown_scope_is_refused() {
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(data("commit-v1/messages-delta.json")).unwrap()).unwrap();
+    v["round"]["scope"] = "since=yesterday".into();
+    let err = commit::decode_record("r.json", &serde_json::to_vec(&v).unwrap()).unwrap_err();
+    assert_eq!(err.kind, LakeErrorKind::Corrupt);
+    assert!(err.message.contains("since=yesterday"), "{err}");
 }
 
 #[test]
@@ -64,7 +108,7 @@ fn unknown_format_version_is_rejected() {
 
 #[test]
 fn record_without_version_or_broken_json_is_rejected() {
-    for bad in [&b"{\"seq\": 1}"[..], b"{not json", b"{\"format_version\": 1, \"seq\": \"x\"}"] {
+    for bad in [&b"{\"seq\": 1}"[..], b"{not json", b"{\"format_version\": 1, \"seq\": \"x\"}", b"{\"format_version\": 2, \"seq\": \"x\"}"] {
         let err = commit::decode_record("r.json", bad).unwrap_err();
         assert_eq!(err.kind, LakeErrorKind::Corrupt, "{err}");
         assert!(err.message.contains("r.json"), "{err}");

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use outlake_pipeline::lake::{CommitRequest, Lake};
-use outlake_pipeline::model::{Checkpoint, Cursor, PartitionKey, RoundInfo, StagedFile, Stream};
+use outlake_pipeline::model::{Checkpoint, Cursor, PartitionKey, PartitionState, RoundInfo, RoundKind, RoundScope, StagedFile, Stream};
 use outlake_sinks::{ObjectLake, WriterSettings, open_lake};
 
 pub const AZURITE_VAR: &str = "OUTLAKE_TEST_AZURITE";
@@ -156,7 +156,7 @@ pub fn messages(mailbox: &str, folder: &str) -> PartitionKey {
 }
 
 pub fn round() -> RoundInfo {
-    RoundInfo { baseline: true, owes_deletes: false, started_seq: 1, pages: 1, scope: None }
+    RoundInfo { kind: RoundKind::Baseline, started_seq: 1, pages: 1, scope: RoundScope::default() }
 }
 
 pub fn request(partition: &PartitionKey, previous: Option<Checkpoint>, files: Vec<StagedFile>) -> CommitRequest {
@@ -165,12 +165,13 @@ pub fn request(partition: &PartitionKey, previous: Option<Checkpoint>, files: Ve
         partition: partition.clone(),
         previous,
         files,
+        state: PartitionState::Syncing,
         cursor: Some(Cursor::Delta("https://graph.microsoft.com/v1.0/delta?$deltatoken=abc".into())),
         round: round(),
+        high_water_seq: 1_000,
         run_id: "run-1".into(),
         rows,
         rebaselined: false,
-        retired: false,
     }
 }
 

@@ -1,0 +1,282 @@
+//! The planner: what each partition does this run, decided without I/O.
+//!
+//! Input: the committed checkpoints, where each partition's folder stands against the folder
+//! tree and the folder scope ([`Membership`]), and the configured [`RoundScope`]. Output: one
+//! [`Action`] per partition. The runner carries the actions out; it makes no decision of its
+//! own about a partition's lifecycle. Every row of the table below has a test.
+//!
+//! | committed state                      | membership | scope     | action                                  |
+//! |--------------------------------------|------------|-----------|-----------------------------------------|
+//! | none                                 | selected   | –         | baseline (owes no deletes)              |
+//! | none                                 | excluded / gone | –    | nothing (never synced)                  |
+//! | retired                              | any        | –         | nothing, ever                           |
+//! | any but retired                      | gone       | –         | retire: delete rows, state retired      |
+//! | parked                               | excluded   | –         | nothing (stays parked)                  |
+//! | syncing / needs re-baseline          | excluded   | –         | park: delete rows, state parked         |
+//! | parked                               | selected   | –         | re-baseline (back in scope)             |
+//! | needs re-baseline                    | selected   | –         | re-baseline (410 or `outlake reset`)    |
+//! | syncing                              | selected   | changed   | re-baseline (scope changed)             |
+//! | syncing, nextLink, re-baseline round | selected   | same      | re-baseline again (interrupted)         |
+//! | syncing, nextLink, other round       | selected   | same      | resume the round at the nextLink        |
+//! | syncing, deltaLink                   | selected   | same      | incremental round from the deltaLink    |
+//! | syncing, no cursor                   | selected   | –         | re-baseline (damaged record)            |
+//!
+//! A re-baseline *owes deletes*: at its end every key the output holds for the partition that
+//! the round did not return gets a delete row. An interrupted re-baseline starts again because
+//! the ids it had seen lived in memory only.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::model::{Checkpoint, Cursor, PartitionKey, PartitionState, RoundInfo, RoundKind, RoundScope, Stream};
+
+/// Where a partition's folder stands this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    /// The folder exists and is in the folder scope (always, for `mail_folders` and `events`).
+    Selected,
+    /// The folder exists but `include_folders` / `exclude_folders` leave it out.
+    Excluded,
+    /// The folder is no longer in the folder tree.
+    Gone,
+}
+
+/// Why a round starts without a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RebaselineReason {
+    /// The sync state expired (410) or `outlake reset` cleared the cursor.
+    Requested,
+    /// The configured scope differs from the one the partition was synced under.
+    ScopeChanged,
+    /// The folder was parked and is back in the folder scope.
+    BackInScope,
+    /// A re-baseline was interrupted mid-round (its seen ids were in memory only).
+    Interrupted,
+    /// A commit record in state `syncing` without a cursor (written by hand or damaged).
+    NoCursor,
+}
+
+/// What one partition does this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing: retired, still parked, or never synced and not wanted.
+    Nothing,
+    /// The partition's first round.
+    Baseline,
+    /// A round without a token that owes deletes.
+    Rebaseline(RebaselineReason),
+    /// Continue the committed round at its nextLink.
+    Resume { link: Cursor, round: RoundInfo },
+    /// A new incremental round from the deltaLink.
+    Incremental { link: Cursor },
+    /// Delete the partition's rows and park it.
+    Park,
+    /// Delete the partition's rows and retire it for good.
+    Retire,
+}
+
+impl Action {
+    /// The kind of round this action starts, when it starts one (`Resume` keeps its round).
+    pub fn new_round_kind(&self) -> Option<RoundKind> {
+        match self {
+            Action::Baseline => Some(RoundKind::Baseline),
+            Action::Rebaseline(_) => Some(RoundKind::Rebaseline),
+            Action::Incremental { .. } => Some(RoundKind::Incremental),
+            _ => None,
+        }
+    }
+}
+
+/// The action for one partition. Pure: the same inputs always give the same action.
+pub fn plan_partition(previous: Option<&Checkpoint>, membership: Membership, scope: &RoundScope) -> Action {
+    let Some(cp) = previous else {
+        return match membership {
+            Membership::Selected => Action::Baseline,
+            Membership::Excluded | Membership::Gone => Action::Nothing,
+        };
+    };
+    match (cp.state, membership) {
+        (PartitionState::Retired, _) => Action::Nothing,
+        (_, Membership::Gone) => Action::Retire,
+        (PartitionState::Parked, Membership::Excluded) => Action::Nothing,
+        (_, Membership::Excluded) => Action::Park,
+        (PartitionState::Parked, Membership::Selected) => Action::Rebaseline(RebaselineReason::BackInScope),
+        (PartitionState::NeedsRebaseline, Membership::Selected) => Action::Rebaseline(RebaselineReason::Requested),
+        (PartitionState::Syncing, Membership::Selected) => match &cp.cursor {
+            None => Action::Rebaseline(RebaselineReason::NoCursor),
+            Some(_) if &cp.round.scope != scope => Action::Rebaseline(RebaselineReason::ScopeChanged),
+            Some(Cursor::Next(_)) if cp.round.kind.owes_deletes() => Action::Rebaseline(RebaselineReason::Interrupted),
+            Some(link @ Cursor::Next(_)) => Action::Resume { link: link.clone(), round: cp.round.clone() },
+            Some(link @ Cursor::Delta(_)) => Action::Incremental { link: link.clone() },
+        },
+    }
+}
+
+/// Where every messages partition of a mailbox stands: the folders `selected` by the scope
+/// (from the folders `present` in the tree), and every folder that has a committed partition.
+/// Folders in `selected` come first, in their order; then the others, sorted.
+pub fn message_memberships(existing: &[Checkpoint], present: &HashSet<String>, selected: &[String]) -> Vec<(String, Membership)> {
+    let wanted: HashSet<&str> = selected.iter().map(String::as_str).collect();
+    let mut out: Vec<(String, Membership)> = selected.iter().map(|f| (f.clone(), Membership::Selected)).collect();
+    let others: BTreeMap<&str, Membership> = existing
+        .iter()
+        .filter(|c| c.partition.stream == Stream::Messages)
+        .filter_map(|c| c.partition.folder_id.as_deref())
+        .filter(|f| !wanted.contains(f))
+        .map(|f| (f, if present.contains(f) { Membership::Excluded } else { Membership::Gone }))
+        .collect();
+    out.extend(others.into_iter().map(|(f, m)| (f.to_string(), m)));
+    out
+}
+
+/// The plan of a mailbox's messages partitions: (partition, action) for every folder that has
+/// something to do, in [`message_memberships`] order.
+pub fn plan_messages(
+    mailbox_id: &str,
+    existing: &[Checkpoint],
+    present: &HashSet<String>,
+    selected: &[String],
+    scope: &RoundScope,
+) -> Vec<(PartitionKey, Action)> {
+    message_memberships(existing, present, selected)
+        .into_iter()
+        .filter_map(|(folder, membership)| {
+            let part = PartitionKey::new(mailbox_id, Stream::Messages, Some(folder));
+            let previous = existing.iter().find(|c| c.partition == part);
+            match plan_partition(previous, membership, scope) {
+                Action::Nothing => None,
+                action => Some((part, action)),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{RoundKind, StagedFile};
+
+    fn cp(state: PartitionState, cursor: Option<Cursor>, kind: RoundKind, scope: RoundScope) -> Checkpoint {
+        cp_for("f", state, cursor, kind, scope)
+    }
+
+    fn cp_for(folder: &str, state: PartitionState, cursor: Option<Cursor>, kind: RoundKind, scope: RoundScope) -> Checkpoint {
+        Checkpoint {
+            partition: PartitionKey::new("m", Stream::Messages, Some(folder.to_string())),
+            seq: 3,
+            state,
+            cursor,
+            round: RoundInfo { kind, started_seq: 10, pages: 2, scope },
+            high_water_seq: 20,
+            files: Vec::<StagedFile>::new(),
+            run_id: "r".into(),
+            committed_at: chrono::DateTime::UNIX_EPOCH,
+            total_rows: 5,
+            rebaselines: 0,
+        }
+    }
+
+    fn next() -> Option<Cursor> {
+        Some(Cursor::Next("https://g/next".into()))
+    }
+    fn delta() -> Option<Cursor> {
+        Some(Cursor::Delta("https://g/delta".into()))
+    }
+    fn after(day: u32) -> RoundScope {
+        RoundScope { received_after: Some(chrono::DateTime::from_timestamp(i64::from(day) * 86_400, 0).unwrap()) }
+    }
+
+    use Membership::{Excluded, Gone, Selected};
+    use PartitionState::{NeedsRebaseline, Parked, Retired, Syncing};
+    use RebaselineReason as R;
+    use RoundKind::{Baseline, Incremental, Rebaseline};
+
+    /// Every row of the module's table, in its order.
+    #[test]
+    fn the_planning_table() {
+        let none = RoundScope::default();
+        let resume_round = RoundInfo { kind: Baseline, started_seq: 10, pages: 2, scope: none.clone() };
+        #[rustfmt::skip]
+        let rows: Vec<(Option<Checkpoint>, Membership, RoundScope, Action)> = vec![
+            (None, Selected, none.clone(), Action::Baseline),
+            (None, Excluded, none.clone(), Action::Nothing),
+            (None, Gone, none.clone(), Action::Nothing),
+            (Some(cp(Retired, None, Incremental, none.clone())), Selected, none.clone(), Action::Nothing),
+            (Some(cp(Retired, None, Incremental, none.clone())), Gone, none.clone(), Action::Nothing),
+            (Some(cp(Retired, None, Incremental, none.clone())), Excluded, none.clone(), Action::Nothing),
+            (Some(cp(Syncing, delta(), Incremental, none.clone())), Gone, none.clone(), Action::Retire),
+            (Some(cp(Parked, None, Incremental, none.clone())), Gone, none.clone(), Action::Retire),
+            (Some(cp(NeedsRebaseline, None, Rebaseline, none.clone())), Gone, none.clone(), Action::Retire),
+            (Some(cp(Parked, None, Incremental, none.clone())), Excluded, none.clone(), Action::Nothing),
+            (Some(cp(Syncing, next(), Baseline, none.clone())), Excluded, none.clone(), Action::Park),
+            (Some(cp(NeedsRebaseline, None, Rebaseline, none.clone())), Excluded, none.clone(), Action::Park),
+            (Some(cp(Parked, None, Incremental, none.clone())), Selected, none.clone(), Action::Rebaseline(R::BackInScope)),
+            (Some(cp(NeedsRebaseline, None, Incremental, none.clone())), Selected, none.clone(), Action::Rebaseline(R::Requested)),
+            (Some(cp(Syncing, delta(), Incremental, none.clone())), Selected, after(3), Action::Rebaseline(R::ScopeChanged)),
+            (Some(cp(Syncing, next(), Baseline, after(3))), Selected, after(4), Action::Rebaseline(R::ScopeChanged)),
+            (Some(cp(Syncing, delta(), Incremental, after(3))), Selected, none.clone(), Action::Rebaseline(R::ScopeChanged)),
+            (Some(cp(Syncing, next(), Rebaseline, none.clone())), Selected, none.clone(), Action::Rebaseline(R::Interrupted)),
+            (Some(cp(Syncing, next(), Baseline, none.clone())), Selected, none.clone(), Action::Resume { link: next().unwrap(), round: resume_round }),
+            (Some(cp(Syncing, delta(), Incremental, after(3))), Selected, after(3), Action::Incremental { link: delta().unwrap() }),
+            (Some(cp(Syncing, delta(), Rebaseline, none.clone())), Selected, none.clone(), Action::Incremental { link: delta().unwrap() }),
+            (Some(cp(Syncing, None, Incremental, none.clone())), Selected, none.clone(), Action::Rebaseline(R::NoCursor)),
+        ];
+        for (i, (previous, membership, scope, want)) in rows.into_iter().enumerate() {
+            let got = plan_partition(previous.as_ref(), membership, &scope);
+            assert_eq!(got, want, "row {i}: {:?} {membership:?} {scope:?}", previous.as_ref().map(|c| (c.state, &c.cursor, c.round.kind)));
+        }
+    }
+
+    #[test]
+    fn resuming_keeps_the_committed_round() {
+        let mut c = cp(Syncing, next(), Incremental, after(1));
+        c.round.pages = 7;
+        let Action::Resume { round, .. } = plan_partition(Some(&c), Selected, &after(1)) else { panic!("expected a resume") };
+        assert_eq!(round, c.round);
+    }
+
+    #[test]
+    fn new_round_kinds() {
+        assert_eq!(Action::Baseline.new_round_kind(), Some(Baseline));
+        assert_eq!(Action::Rebaseline(R::Requested).new_round_kind(), Some(Rebaseline));
+        assert_eq!(Action::Incremental { link: delta().unwrap() }.new_round_kind(), Some(Incremental));
+        assert_eq!(Action::Resume { link: next().unwrap(), round: cp(Syncing, next(), Baseline, RoundScope::default()).round }.new_round_kind(), None);
+        assert_eq!(Action::Park.new_round_kind(), None);
+    }
+
+    #[test]
+    fn memberships_cover_selected_excluded_and_gone_folders() {
+        let none = RoundScope::default();
+        let existing = vec![
+            cp_for("kept", Syncing, delta(), Incremental, none.clone()),
+            cp_for("left-scope", Syncing, delta(), Incremental, none.clone()),
+            cp_for("deleted", Syncing, delta(), Incremental, none.clone()),
+            // Other streams' partitions are not messages partitions.
+            Checkpoint { partition: PartitionKey::new("m", Stream::Events, None), ..cp(Syncing, delta(), Incremental, none.clone()) },
+        ];
+        let present: HashSet<String> = ["kept", "left-scope", "new"].map(String::from).into();
+        let selected = vec!["new".to_string(), "kept".to_string()];
+        assert_eq!(
+            message_memberships(&existing, &present, &selected),
+            vec![("new".into(), Selected), ("kept".into(), Selected), ("deleted".into(), Gone), ("left-scope".into(), Excluded),]
+        );
+    }
+
+    #[test]
+    fn a_mailbox_plan_leaves_out_partitions_with_nothing_to_do() {
+        let none = RoundScope::default();
+        let existing = vec![
+            cp_for("kept", Syncing, delta(), Incremental, none.clone()),
+            cp_for("parked", Parked, None, Incremental, none.clone()),
+            cp_for("retired", Retired, None, Incremental, none.clone()),
+            cp_for("deleted", Syncing, delta(), Incremental, none.clone()),
+        ];
+        let present: HashSet<String> = ["kept", "parked", "new"].map(String::from).into();
+        let selected = vec!["kept".to_string(), "new".to_string()];
+        let plan: Vec<(String, Action)> =
+            plan_messages("m", &existing, &present, &selected, &none).into_iter().map(|(p, a)| (p.folder_id.unwrap(), a)).collect();
+        assert_eq!(
+            plan,
+            vec![("kept".into(), Action::Incremental { link: delta().unwrap() }), ("new".into(), Action::Baseline), ("deleted".into(), Action::Retire),]
+        );
+    }
+}
