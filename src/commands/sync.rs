@@ -10,11 +10,11 @@ pub async fn run(config: ConfigArg, output: RunOutputArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if cfg.source.auth.is_delegated() {
-        if let Err(m) = crate::auth::tokens::open(&cfg) {
-            eprintln!("error: {m}");
-            return exit::CONFIG_OR_AUTH;
-        }
+    if cfg.source.auth.is_delegated()
+        && let Err(m) = crate::auth::tokens::open(&cfg)
+    {
+        eprintln!("error: {m}");
+        return exit::CONFIG_OR_AUTH;
     }
     let cancel = Cancel::default();
     install_interrupt(cancel.clone());
@@ -33,17 +33,17 @@ pub async fn run(config: ConfigArg, output: RunOutputArgs) -> u8 {
 /// Print the summary, write report and metrics, and choose the exit code.
 pub fn finish(rep: &RunReport, output: &RunOutputArgs, interrupted: bool) -> u8 {
     report::print_summary(rep);
-    if let Some(path) = &output.report {
-        if let Err(e) = report::write_json(rep, path) {
-            eprintln!("error: writing the report to {}: {e}", path.display());
-            return exit::FAILURE;
-        }
+    if let Some(path) = &output.report
+        && let Err(e) = report::write_json(rep, path)
+    {
+        eprintln!("error: writing the report to {}: {e}", path.display());
+        return exit::FAILURE;
     }
-    if let Some(path) = &output.metrics {
-        if let Err(e) = report::write_prometheus(rep, path) {
-            eprintln!("error: writing metrics to {}: {e}", path.display());
-            return exit::FAILURE;
-        }
+    if let Some(path) = &output.metrics
+        && let Err(e) = report::write_prometheus(rep, path)
+    {
+        eprintln!("error: writing metrics to {}: {e}", path.display());
+        return exit::FAILURE;
     }
     exit_code(rep, interrupted)
 }

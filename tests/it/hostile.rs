@@ -11,7 +11,6 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -145,9 +144,7 @@ async fn bad_pages_fail_their_mailbox_and_commit_nothing() {
         c.hostile = cases.iter().zip(&ids).map(|((s, k, _), m)| HostileRule::new(m.clone(), *s, k.clone())).collect();
     });
 
-    let t0 = Instant::now();
     let (out, rep) = run_report(&env, "r2.json");
-    assert!(t0.elapsed() < Duration::from_secs(60), "no retry loop: {:?}", t0.elapsed());
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(3), "partial failure; stderr:\n{err}");
     assert_eq!(rep["totals"]["mailboxes_failed"], 4, "{rep:#}");
@@ -216,7 +213,9 @@ async fn a_bad_page_mid_round_keeps_the_pages_before_it() {
 /// and the config key that fixes it named. (A wrong secret: `faults.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_credentials_stop_at_once_naming_code_and_key() {
-    let cases: [(&str, fn(&Simulator) -> String, &str, &str); 2] = [
+    /// (what, the config value to break, the AADSTS code, the key named in the fix)
+    type Case = (&'static str, fn(&Simulator) -> String, &'static str, &'static str);
+    let cases: [Case; 2] = [
         ("unknown tenant", |s| s.tenant_id(), "AADSTS90002", "source.tenant_id"),
         ("unknown client id", |s| s.client_id(), "AADSTS700016", "source.client_id"),
     ];
@@ -225,11 +224,9 @@ async fn refused_credentials_stop_at_once_naming_code_and_key() {
         let wrong = "00000000-0000-4000-8000-00000000dead";
         let text = std::fs::read_to_string(&env.config).unwrap().replace(&field(&env.sim), wrong);
         std::fs::write(&env.config, text).unwrap();
-        let t0 = Instant::now();
         let (out, _) = run_report(&env, "r.json");
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{what}: {err}");
-        assert!(t0.elapsed() < Duration::from_secs(10), "{what}: took {:?}", t0.elapsed());
         assert!(err.contains(code) && err.contains(key), "{what}: {err}");
         assert_eq!(env.sim.stats()["token_requests"]["client_credentials"], 1, "{what}: a refusal is not retried");
         assert!(super::support::table_files(&env.lake(), "messages").is_empty());
