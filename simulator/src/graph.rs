@@ -242,7 +242,8 @@ pub async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> Response
             list_users(&sh, &ctx, &principal, &query, &base)
         }
         Route::Mailbox(target, op) => {
-            mailbox_request(sh.clone(), ctx, target, op, client_id, principal, bearer.unwrap_or_default(), query, headers, base, url_key).await
+            let req = MailboxRequest { target, op, client_id, principal, bearer: bearer.unwrap_or_default(), query, headers, base, url_key };
+            mailbox_request(sh.clone(), ctx, req).await
         }
     }
 }
@@ -338,10 +339,8 @@ fn list_users(sh: &Arc<Shared>, ctx: &Ctx, principal: &Principal, query: &[(Stri
     ctx.json(StatusCode::OK, Bytes::from(body.to_string()))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn mailbox_request(
-    sh: Arc<Shared>,
-    ctx: Ctx,
+/// A request for one mailbox's resource, authenticated: who asks, for what, and how.
+struct MailboxRequest {
     target: Target,
     op: Op,
     client_id: String,
@@ -349,9 +348,14 @@ async fn mailbox_request(
     bearer: String,
     query: Vec<(String, String)>,
     headers: HeaderMap,
+    /// The server's own base URL (for links).
     base: String,
+    /// The path and query, as the replay store keys it.
     url_key: String,
-) -> Response {
+}
+
+async fn mailbox_request(sh: Arc<Shared>, ctx: Ctx, req: MailboxRequest) -> Response {
+    let MailboxRequest { target, op, client_id, principal, bearer, query, headers, base, url_key } = req;
     // Resolve the user and check permissions.
     let (ui, latency) = {
         let mut st = sh.state.lock();

@@ -202,13 +202,12 @@ impl Sync {
         g
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn issue(&mut self, rng: &mut StdRng, coll: usize, gn: u64, immutable: bool, select: Option<Vec<String>>, top: Option<usize>, state: TokState) -> String {
-        let t = token_string(rng, gn, coll);
-        if let Some((_, v)) = self.colls[coll].tokens_by_gen.back_mut() {
+    fn issue(&mut self, rng: &mut StdRng, rec: TokenRec) -> String {
+        let t = token_string(rng, rec.gn, rec.coll);
+        if let Some((_, v)) = self.colls[rec.coll].tokens_by_gen.back_mut() {
             v.push(t.clone());
         }
-        self.tokens.insert(t.clone(), TokenRec { coll, gn, immutable, select, top, state });
+        self.tokens.insert(t.clone(), rec);
         t
     }
 
@@ -298,10 +297,23 @@ impl Sync {
         let base = req.link_prefix.split("/v1.0").next().unwrap_or_default();
         body.put_slice(format!("{{\"@odata.context\":\"{base}/v1.0/$metadata#{context}\",").as_bytes());
         let link = if last {
-            let t = self.issue(rng, coll, gn, req.immutable, select.clone(), top, TokState::Delta { watermark: round.watermark });
+            let t = self.issue(
+                rng,
+                TokenRec { coll, gn, immutable: req.immutable, select: select.clone(), top, state: TokState::Delta { watermark: round.watermark } },
+            );
             format!("\"@odata.deltaLink\":\"{}/{path}?$deltatoken={t}\",", req.link_prefix)
         } else {
-            let t = self.issue(rng, coll, gn, req.immutable, select.clone(), top, TokState::Skip { round: Some(round.clone()), offset: end, primed: true });
+            let t = self.issue(
+                rng,
+                TokenRec {
+                    coll,
+                    gn,
+                    immutable: req.immutable,
+                    select: select.clone(),
+                    top,
+                    state: TokState::Skip { round: Some(round.clone()), offset: end, primed: true },
+                },
+            );
             format!("\"@odata.nextLink\":\"{}/{path}?$skiptoken={t}\",", req.link_prefix)
         };
         body.put_slice(link.as_bytes());
