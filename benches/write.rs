@@ -17,13 +17,11 @@ use arrow::array::RecordBatch;
 use common::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use outlake_connectors::{NormalizeContext, normalize_page};
-use outlake_pipeline::lake::StagedWriter;
+use outlake_pipeline::lake::Lake;
 use outlake_pipeline::model::{PartitionKey, Stream};
 use outlake_pipeline::seq::SeqGen;
 use outlake_simulator::SimConfig;
-use outlake_sinks::WriterSettings;
-use outlake_sinks::parquet::writer::ObjectStagedWriter;
-use outlake_sinks::store::{StoreRoot, build_store};
+use outlake_sinks::{ObjectLake, StoreRoot, WriterSettings, build_store, memory_store};
 
 const PAGES: usize = 20;
 
@@ -59,7 +57,7 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let local = build_store(&format!("file://{}", dir.path().display()), &BTreeMap::new()).unwrap();
-    let memory = StoreRoot::new(outlake_sinks::store::memory_store("bench"), "memory:///bench");
+    let memory = StoreRoot::new(memory_store("bench"), "memory:///bench");
     let part = PartitionKey::new("00000000-0000-0000-0000-000000000001", Stream::Messages, Some("AAMkAGI2folder".into()));
 
     let mut g = c.benchmark_group("write");
@@ -69,7 +67,7 @@ fn bench(c: &mut Criterion) {
         let settings = WriterSettings { zstd_level: level, ..WriterSettings::default() };
         let write_all = || {
             rt.block_on(async {
-                let mut w = ObjectStagedWriter::new(root.clone(), part.clone(), settings.clone());
+                let mut w = ObjectLake::from_store(root.store.clone(), None, settings.clone()).writer(&part);
                 for b in &batches {
                     w.write(b).await.unwrap();
                 }

@@ -71,6 +71,11 @@ impl ObjectLake {
         &self.state
     }
 
+    /// [`Lake::vacuum`] as if the time were `now` (for tests and tools that need a fixed clock).
+    pub async fn vacuum_at(&self, min_age: Duration, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<String>, LakeError> {
+        crate::vacuum::vacuum_at(&self.data, &self.state, min_age, now).await
+    }
+
     pub fn settings(&self) -> &WriterSettings {
         &self.settings
     }

@@ -32,7 +32,8 @@ pub const KEEP_RECORDS: u64 = 5;
 /// Files published concurrently.
 const PUBLISH_CONCURRENCY: usize = 4;
 
-pub use super::record::{FORMAT_VERSION, decode_record, encode_record};
+pub(crate) use super::record::decode_record;
+use super::record::encode_record;
 
 /// Commit numbers of the records present for a partition, ascending.
 pub async fn record_seqs(state: &StoreRoot, partition: &PartitionKey) -> Result<Vec<u64>, LakeError> {

@@ -10,8 +10,8 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use outlake_pipeline::lake::{Lake, LakeErrorKind};
 use outlake_pipeline::model::{Checkpoint, PartitionKey, PartitionState, Stream};
-use outlake_sinks::parquet::{commit, layout};
-use outlake_sinks::{ObjectLake, WriterSettings, vacuum};
+use outlake_sinks::format;
+use outlake_sinks::{ObjectLake, WriterSettings};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 
@@ -53,7 +53,7 @@ pub async fn stage_commit_read_back(b: &Backend) {
     assert_eq!(got, concat_batches(&schema(), &input).unwrap());
 
     // Published: the staged object is gone; load and list return the commit.
-    assert!(list_paths(&lake, layout::STAGING_DIR).await.is_empty());
+    assert!(list_paths(&lake, format::STAGING_DIR).await.is_empty());
     assert_eq!(lake.load(&p).await.unwrap(), Some(cp.clone()));
     assert_eq!(lake.list(Some("mbx-1")).await.unwrap(), vec![cp.clone()]);
     assert!(lake.list(Some("other")).await.unwrap().is_empty());
@@ -70,7 +70,7 @@ pub async fn staged_files_are_invisible_until_commit(b: &Backend) {
     let p = messages("mbx-1", "inbox");
     let files = stage(&lake, &p, &[rows_batch("mbx-1", Some("inbox"), 1, 10)]).await;
     assert!(list_paths(&lake, "messages").await.is_empty());
-    assert_eq!(list_paths(&lake, layout::STAGING_DIR).await, vec![files[0].staging_path.clone()]);
+    assert_eq!(list_paths(&lake, format::STAGING_DIR).await, vec![files[0].staging_path.clone()]);
     assert!(files[0].table_path.starts_with("messages/mbx-1/part-messages-"), "{}", files[0].table_path);
     lake.commit(request(&p, None, files.clone())).await.unwrap();
     assert_eq!(list_paths(&lake, "messages").await, vec![files[0].table_path.clone()]);
@@ -185,7 +185,7 @@ pub async fn concurrent_commit_has_one_winner(b: &Backend) {
     assert_eq!(loaded.seq, 2);
     // Only the winner's file joined the table; the losers' stay staged for vacuum.
     assert_eq!(list_paths(&lake, "messages").await.len(), 2);
-    assert_eq!(list_paths(&lake, layout::STAGING_DIR).await.len(), 7);
+    assert_eq!(list_paths(&lake, format::STAGING_DIR).await.len(), 7);
 }
 
 /// The same position committed twice in a row: the second is a Conflict naming the position.
@@ -205,7 +205,7 @@ pub async fn sequential_conflict(b: &Backend) {
     assert_eq!(lake.load(&p).await.unwrap(), Some(second));
 
     // put-if-absent itself, underneath the protocol.
-    let path = layout::commit_record_path(&p, 2);
+    let path = format::commit_record_path(&p, 2);
     let opts = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
     let again = lake.checkpoint_root().store.put_opts(&path, PutPayload::from_static(b"{}"), opts).await;
     assert!(matches!(again, Err(object_store::Error::AlreadyExists { .. })), "{again:?}");
@@ -229,14 +229,14 @@ pub async fn load_rolls_forward_an_interrupted_publish(b: &Backend) {
         total_rows: 7,
         rebaselines: 0,
     };
-    let record = layout::commit_record_path(&p, 1);
-    lake.checkpoint_root().store.put(&record, PutPayload::from(commit::encode_record(&cp))).await.unwrap();
+    let record = format::commit_record_path(&p, 1);
+    lake.checkpoint_root().store.put(&record, PutPayload::from(format::encode_record(&cp))).await.unwrap();
     assert!(list_paths(&lake, "messages").await.is_empty());
 
     let restarted = b.open(&prefix, WriterSettings::default()).await;
     assert_eq!(restarted.load(&p).await.unwrap(), Some(cp.clone()));
     assert_eq!(list_paths(&lake, "messages").await, vec![files[0].table_path.clone()]);
-    assert!(list_paths(&lake, layout::STAGING_DIR).await.is_empty());
+    assert!(list_paths(&lake, format::STAGING_DIR).await.is_empty());
     // Idempotent.
     assert_eq!(restarted.load(&p).await.unwrap(), Some(cp));
     let keys = restarted.current_keys(&p).await.unwrap();
@@ -262,24 +262,24 @@ pub async fn vacuum_removes_orphans_keeps_referenced(b: &Backend) {
         total_rows: 3,
         rebaselines: 0,
     };
-    let record = layout::commit_record_path(&p, 1);
-    lake.checkpoint_root().store.put(&record, PutPayload::from(commit::encode_record(&cp))).await.unwrap();
+    let record = format::commit_record_path(&p, 1);
+    lake.checkpoint_root().store.put(&record, PutPayload::from(format::encode_record(&cp))).await.unwrap();
 
     let min_age = Duration::from_secs(3600);
     assert!(lake.vacuum(min_age).await.unwrap().is_empty(), "young files are left alone");
-    assert_eq!(list_paths(&lake, layout::STAGING_DIR).await.len(), 2);
+    assert_eq!(list_paths(&lake, format::STAGING_DIR).await.len(), 2);
 
     // "Now" is injected: ages count from the times the store itself gave the staged files (some
     // stores keep whole seconds), so the test needs no sleep and no slack.
-    let staged: Vec<_> = lake.data_root().store.list(Some(&Path::from(layout::STAGING_DIR))).map_ok(|m| m.last_modified).try_collect().await.unwrap();
+    let staged: Vec<_> = lake.data_root().store.list(Some(&Path::from(format::STAGING_DIR))).map_ok(|m| m.last_modified).try_collect().await.unwrap();
     let (oldest, newest) = (*staged.iter().min().unwrap(), *staged.iter().max().unwrap());
     let age = chrono::Duration::from_std(min_age).unwrap();
-    let vacuum_at = |now| vacuum::vacuum_at(lake.data_root(), lake.checkpoint_root(), min_age, now);
+    let vacuum_at = |now| lake.vacuum_at(min_age, now);
     assert!(vacuum_at(oldest + age).await.unwrap().is_empty(), "a file exactly min_age old is still young");
-    assert_eq!(list_paths(&lake, layout::STAGING_DIR).await.len(), 2);
+    assert_eq!(list_paths(&lake, format::STAGING_DIR).await.len(), 2);
     let removed = vacuum_at(newest + age + chrono::Duration::milliseconds(1)).await.unwrap();
     assert_eq!(removed, vec![orphan[0].staging_path.clone()]);
-    assert!(list_paths(&lake, layout::STAGING_DIR).await.is_empty());
+    assert!(list_paths(&lake, format::STAGING_DIR).await.is_empty());
     assert_eq!(list_paths(&lake, "messages").await, vec![referenced[0].table_path.clone()]);
     assert_eq!(lake.load(&p).await.unwrap(), Some(cp));
 }
@@ -348,14 +348,14 @@ pub async fn list_and_prune(b: &Backend) {
     let records: Vec<_> = lake
         .checkpoint_root()
         .store
-        .list(Some(&layout::commit_dir(&inbox)))
+        .list(Some(&format::commit_dir(&inbox)))
         .map_ok(|m| m.location.filename().unwrap().to_string())
         .try_collect()
         .await
         .unwrap();
     let mut records = records;
     records.sort();
-    assert_eq!(records, (3..=7).map(layout::record_file_name).collect::<Vec<_>>());
+    assert_eq!(records, (3..=7).map(format::record_file_name).collect::<Vec<_>>());
 
     let mine = lake.list(Some("mbx-1")).await.unwrap();
     assert_eq!(mine.iter().map(|c| (c.partition.clone(), c.seq)).collect::<Vec<_>>(), vec![(folders, 1), (inbox.clone(), 7)]);

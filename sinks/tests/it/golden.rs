@@ -9,7 +9,7 @@ use object_store::memory::InMemory;
 use object_store::{ObjectStoreExt, PutPayload};
 use outlake_pipeline::lake::{Lake, LakeErrorKind};
 use outlake_pipeline::model::{Checkpoint, Cursor, PartitionState, RoundKind, RoundScope, Stream};
-use outlake_sinks::parquet::{commit, layout};
+use outlake_sinks::format;
 use outlake_sinks::{ObjectLake, WriterSettings};
 
 fn data(rel: &str) -> PathBuf {
@@ -22,9 +22,9 @@ fn v2_golden_records_parse_and_reencode_identically() {
     for entry in std::fs::read_dir(data("commit-v2")).unwrap() {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
-        let cp = commit::decode_record(&path.display().to_string(), &bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let cp = format::decode_record(&path.display().to_string(), &bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(
-            String::from_utf8(commit::encode_record(&cp)).unwrap(),
+            String::from_utf8(format::encode_record(&cp)).unwrap(),
             String::from_utf8(bytes).unwrap(),
             "{} no longer round-trips: the v2 format changed",
             path.display()
@@ -41,7 +41,7 @@ fn v2_golden_record_fields() {
     assert!(matches!(cp.cursor, Some(Cursor::Delta(ref u)) if u.contains("deltatoken=")));
     assert_eq!(cp.round.scope.received_after, Some("2025-01-01T00:00:00Z".parse().unwrap()));
     assert_eq!(cp.high_water_seq, 1732790400009999);
-    assert!(layout::is_table_file_of(&cp.partition, &cp.files[0].table_path));
+    assert!(format::is_table_file_of(&cp.partition, &cp.files[0].table_path));
     let states: Vec<PartitionState> = ["mail_folders-needs-rebaseline", "messages-parked", "messages-retired"]
         .iter()
         .map(|n| decode(&format!("commit-v2/{n}.json")))
@@ -53,7 +53,7 @@ fn v2_golden_record_fields() {
 
 fn decode(rel: &str) -> Checkpoint {
     let bytes = std::fs::read(data(rel)).unwrap();
-    commit::decode_record(rel, &bytes).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    format::decode_record(rel, &bytes).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
 /// Records written by earlier releases (format 1) are read, with the state their flags implied.
@@ -66,7 +66,7 @@ fn v1_golden_records_are_read_as_their_state() {
     // No high-water mark in v1: the round's start stands in for it.
     assert_eq!(cp.high_water_seq, cp.round.started_seq);
     assert_eq!(cp.round.scope, RoundScope::default());
-    assert!(layout::is_table_file_of(&cp.partition, &cp.files[0].table_path));
+    assert!(format::is_table_file_of(&cp.partition, &cp.files[0].table_path));
 
     let cp = decode("commit-v1/events-next-first-commit.json");
     assert_eq!((cp.state, cp.round.kind), (PartitionState::Syncing, RoundKind::Baseline));
@@ -83,7 +83,7 @@ fn v1_golden_records_are_read_as_their_state() {
     assert_eq!(cp.round.scope.received_after, Some("2025-01-01T00:00:00Z".parse().unwrap()));
 
     // Re-encoding a v1 record writes version 2.
-    let v2: serde_json::Value = serde_json::from_slice(&commit::encode_record(&cp)).unwrap();
+    let v2: serde_json::Value = serde_json::from_slice(&format::encode_record(&cp)).unwrap();
     assert_eq!((v2["format_version"].as_u64(), v2["state"].as_str()), (Some(2), Some("syncing")));
 }
 
@@ -91,7 +91,7 @@ fn v1_golden_records_are_read_as_their_state() {
 fn v1_record_with_an_unknown_scope_is_refused() {
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(data("commit-v1/messages-delta.json")).unwrap()).unwrap();
     v["round"]["scope"] = "since=yesterday".into();
-    let err = commit::decode_record("r.json", &serde_json::to_vec(&v).unwrap()).unwrap_err();
+    let err = format::decode_record("r.json", &serde_json::to_vec(&v).unwrap()).unwrap_err();
     assert_eq!(err.kind, LakeErrorKind::Corrupt);
     assert!(err.message.contains("since=yesterday"), "{err}");
 }
@@ -99,7 +99,7 @@ fn v1_record_with_an_unknown_scope_is_refused() {
 #[test]
 fn unknown_format_version_is_rejected() {
     let bytes = std::fs::read(data("commit-future/format-version-99.json")).unwrap();
-    let err = commit::decode_record("state/x/00000000000000000001.json", &bytes).unwrap_err();
+    let err = format::decode_record("state/x/00000000000000000001.json", &bytes).unwrap_err();
     assert_eq!(err.kind, LakeErrorKind::Corrupt);
     assert_eq!(err.path.as_deref(), Some("state/x/00000000000000000001.json"));
     assert!(err.message.contains("format_version 99"), "{err}");
@@ -109,7 +109,7 @@ fn unknown_format_version_is_rejected() {
 #[test]
 fn record_without_version_or_broken_json_is_rejected() {
     for bad in [&b"{\"seq\": 1}"[..], b"{not json", b"{\"format_version\": 1, \"seq\": \"x\"}", b"{\"format_version\": 2, \"seq\": \"x\"}"] {
-        let err = commit::decode_record("r.json", bad).unwrap_err();
+        let err = format::decode_record("r.json", bad).unwrap_err();
         assert_eq!(err.kind, LakeErrorKind::Corrupt, "{err}");
         assert!(err.message.contains("r.json"), "{err}");
     }
@@ -119,10 +119,10 @@ fn record_without_version_or_broken_json_is_rejected() {
 #[tokio::test]
 async fn load_refuses_a_future_record() {
     let bytes = std::fs::read(data("commit-future/format-version-99.json")).unwrap();
-    let v1 = commit::decode_record("x", &std::fs::read(data("commit-v1/events-next-first-commit.json")).unwrap()).unwrap();
+    let v1 = format::decode_record("x", &std::fs::read(data("commit-v1/events-next-first-commit.json")).unwrap()).unwrap();
     let store = Arc::new(InMemory::new());
     let lake = ObjectLake::from_store(store, None, WriterSettings::default());
-    let record = layout::commit_record_path(&v1.partition, 1);
+    let record = format::commit_record_path(&v1.partition, 1);
     lake.checkpoint_root().store.put(&record, PutPayload::from(bytes)).await.unwrap();
     let err = lake.load(&v1.partition).await.unwrap_err();
     assert_eq!(err.kind, LakeErrorKind::Corrupt);

@@ -1,4 +1,4 @@
-//! Fuzz-style property test of the commit-record reader (`outlake_sinks::parquet::commit::
+//! Fuzz-style property test of the commit-record reader (`outlake_sinks::format::
 //! decode_record`), issue 9. Replays the checked-in corpus `fuzz/corpus/commit_record/` (plus
 //! `regressions/`), then mutates it for `OUTLAKE_FUZZ_SECS` seconds (default 2; CI 60 via
 //! `scripts/fuzz.sh`).
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use outlake_pipeline::lake::LakeErrorKind;
 use outlake_simulator::hostile::fuzz;
-use outlake_sinks::parquet::commit::{decode_record, encode_record};
+use outlake_sinks::format::{decode_record, encode_record};
 
 const URL: &str = "file:///lake/_state/m/p/00000000000000000001.json";
 
