@@ -14,7 +14,13 @@ use std::collections::HashMap;
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
 
+use futures::stream::BoxStream;
+
+use crate::keys::{Fingerprinter, KeyIndex};
 use crate::model::{Checkpoint, Cursor, KeyState, PartitionKey, PartitionState, RoundInfo, StagedFile};
+
+/// Which ids [`Lake::select_ids`] returns.
+pub type IdFilter = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LakeErrorKind {
@@ -97,6 +103,28 @@ pub trait Lake: Send + Sync + 'static {
     /// Committed state of one partition: per id, the row with the largest `_seq`.
     /// For `messages` only rows whose `parent_folder_id` is the partition's folder count.
     async fn current_keys(&self, partition: &PartitionKey) -> Result<HashMap<String, KeyState>, LakeError>;
+
+    /// The partition's committed keys as a compact [`KeyIndex`], fingerprinted with
+    /// `fingerprinter`. Implementations should read file by file so that memory is the index, not
+    /// the rows; the default goes through [`Lake::current_keys`].
+    async fn key_index(&self, partition: &PartitionKey, fingerprinter: Fingerprinter) -> Result<KeyIndex, LakeError> {
+        let mut index = KeyIndex::new(fingerprinter);
+        for (id, k) in self.current_keys(partition).await? {
+            index.observe(&id, k.seq, k.deleted, k.change_key.as_deref());
+        }
+        Ok(index)
+    }
+
+    /// The ids of the partition's committed rows that `pick` selects, a chunk at a time (an id
+    /// may come more than once: callers de-duplicate). The default goes through
+    /// [`Lake::current_keys`].
+    fn select_ids<'a>(&'a self, partition: &'a PartitionKey, pick: IdFilter) -> BoxStream<'a, Result<Vec<String>, LakeError>> {
+        Box::pin(futures::stream::once(async move {
+            let mut ids: Vec<String> = self.current_keys(partition).await?.into_keys().filter(|id| pick(id)).collect();
+            ids.sort();
+            Ok(ids)
+        }))
+    }
 
     /// Remove staged files that no commit references and that are older than `min_age`.
     /// Returns the paths removed.

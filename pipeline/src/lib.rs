@@ -3,6 +3,7 @@
 //! - [`model`]: the messages that travel down the pipeline (pages, staged files, checkpoints).
 //! - [`source`]: the `Source` trait a delta API implements (the Graph connector).
 //! - [`lake`]: the `Lake` trait: staged files, atomic commits with the cursor, read-back.
+//! - [`keys`]: a compact index of a partition's keys (rebaselines, parks, retirements).
 //! - [`budget`]: the memory budget for pages in flight.
 //! - [`limiter`]: the per-mailbox token bucket and in-flight caps.
 //! - [`seq`]: the `_seq` generator.
@@ -11,6 +12,7 @@
 //! - [`plan`]: the pure planner: what each partition does this run.
 //! - [`runner`]: carries the plan out: fetch, write and commit stages per partition.
 pub mod budget;
+pub mod keys;
 pub mod lake;
 pub mod limiter;
 pub mod model;

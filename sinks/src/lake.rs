@@ -10,11 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 use object_store::path::Path;
-use outlake_pipeline::lake::{CommitRequest, Lake, StagedWriter, latest_per_id};
-use outlake_pipeline::model::{Checkpoint, KeyState, PartitionKey, Stream};
+use outlake_pipeline::keys::{Fingerprinter, KeyIndex};
+use outlake_pipeline::lake::{CommitRequest, IdFilter, Lake, StagedWriter, latest_per_id};
+use outlake_pipeline::model::{Checkpoint, KeyState, PartitionKey, Stream, columns};
 
 use crate::error::{CHECK_STORE, LakeError, storage};
 use crate::parquet::writer::{ObjectStagedWriter, WriterSettings};
@@ -23,6 +25,17 @@ use crate::store::{StoreRoot, build_store};
 
 /// Files read concurrently by `current_keys`.
 const READ_CONCURRENCY: usize = 8;
+
+/// Files read at once when building a key index or streaming ids (bounds the rows in memory).
+const KEY_READ_CONCURRENCY: usize = 2;
+
+/// Rows of a messages partition are those of its folder (the table's files are per mailbox).
+fn folder_filter(partition: &PartitionKey) -> Option<&str> {
+    match partition.stream {
+        Stream::Messages => partition.folder_id.as_deref(),
+        _ => None,
+    }
+}
 
 /// The object_store [`Lake`].
 #[derive(Debug, Clone)]
@@ -80,6 +93,16 @@ impl ObjectLake {
         &self.settings
     }
 
+    /// Committed table files of one partition, with their sizes.
+    async fn partition_files(&self, partition: &PartitionKey) -> Result<Vec<(Path, u64)>, LakeError> {
+        Ok(self
+            .table_files(partition.stream, &partition.mailbox_id)
+            .await?
+            .into_iter()
+            .filter(|(p, _)| layout::is_table_file_of(partition, p.as_ref()))
+            .collect())
+    }
+
     /// Committed table files of one mailbox in a table, with their sizes.
     pub async fn table_files(&self, stream: Stream, mailbox_id: &str) -> Result<Vec<(Path, u64)>, LakeError> {
         let dir = Path::from(layout::table_dir(stream, mailbox_id));
@@ -110,19 +133,49 @@ impl Lake for ObjectLake {
     }
 
     async fn current_keys(&self, partition: &PartitionKey) -> Result<HashMap<String, KeyState>, LakeError> {
-        let files: Vec<_> = self
-            .table_files(partition.stream, &partition.mailbox_id)
-            .await?
-            .into_iter()
-            .filter(|(p, _)| layout::is_table_file_of(partition, p.as_ref()))
-            .collect();
-        let folder = match partition.stream {
-            Stream::Messages => partition.folder_id.as_deref(),
-            _ => None,
-        };
+        let files = self.partition_files(partition).await?;
+        let folder = folder_filter(partition);
         let reads: Vec<_> = files.iter().map(|(path, size)| reader::read_key_rows(&self.data, path, *size, &partition.mailbox_id, folder)).collect();
         let chunks: Vec<_> = futures::stream::iter(reads).buffer_unordered(READ_CONCURRENCY).try_collect().await?;
         Ok(latest_per_id(chunks.into_iter().flatten()))
+    }
+
+    /// File by file, a few at a time: memory is the index plus the key columns of the files
+    /// being read, not the partition's history.
+    async fn key_index(&self, partition: &PartitionKey, fingerprinter: Fingerprinter) -> Result<KeyIndex, LakeError> {
+        let files = self.partition_files(partition).await?;
+        let folder = folder_filter(partition);
+        let data = &self.data;
+        let mailbox = partition.mailbox_id.as_str();
+        let reads: Vec<_> = files.into_iter().map(|(path, size)| async move { reader::read_key_rows(data, &path, size, mailbox, folder).await }).collect();
+        futures::stream::iter(reads)
+            .buffer_unordered(KEY_READ_CONCURRENCY)
+            .try_fold(KeyIndex::new(fingerprinter), |mut index, rows| async move {
+                for r in rows {
+                    index.observe(&r.id, r.seq, r.op == columns::OP_DELETE, r.change_key.as_deref());
+                }
+                Ok(index)
+            })
+            .await
+    }
+
+    fn select_ids<'a>(&'a self, partition: &'a PartitionKey, pick: IdFilter) -> BoxStream<'a, Result<Vec<String>, LakeError>> {
+        let listed = async move { self.partition_files(partition).await };
+        futures::stream::once(listed)
+            .map_ok(move |files| {
+                let pick = pick.clone();
+                futures::stream::iter(files)
+                    .map(move |(path, size)| {
+                        let pick = pick.clone();
+                        async move {
+                            let rows = reader::read_key_rows(&self.data, &path, size, &partition.mailbox_id, folder_filter(partition)).await?;
+                            Ok::<_, LakeError>(rows.into_iter().map(|r| r.id).filter(|id| pick(id)).collect::<Vec<String>>())
+                        }
+                    })
+                    .buffered(KEY_READ_CONCURRENCY)
+            })
+            .try_flatten()
+            .boxed()
     }
 
     async fn vacuum(&self, min_age: Duration) -> Result<Vec<String>, LakeError> {

@@ -21,6 +21,7 @@
 //!   make a later observation lose to an earlier one.
 
 mod commit;
+mod deletes;
 mod error;
 mod fetch;
 mod messages;

@@ -7,12 +7,14 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+use crate::keys::Fingerprinter;
 use crate::model::{Checkpoint, Mailbox, PageRequest, PartitionKey, PartitionState, RoundInfo, RoundKind, RoundScope, Stream};
 use crate::plan::{Action, Membership, plan_partition};
 use crate::source::SourceErrorKind;
 
 use super::Runner;
 use super::commit::{Committer, NewPosition};
+use super::deletes::DeleteRows;
 use super::error::PartitionError;
 use super::fetch::{FetchContext, Fetched, fetch_loop};
 use super::report::StreamReport;
@@ -137,18 +139,16 @@ impl Runner {
         let state = if action == Action::Park { PartitionState::Parked } else { PartitionState::Retired };
         let mut report = StreamReport::default();
         let result: Result<(), PartitionError> = async {
-            let keys = self.lake.current_keys(&part).await?;
-            let mut ids: Vec<String> = keys.into_iter().filter(|(_, k)| !k.deleted).map(|(id, _)| id).collect();
-            ids.sort();
+            let index = self.lake.key_index(&part, Fingerprinter::default()).await?;
+            let present = index.present_matching(|_| true);
+            let fingerprinter = index.fingerprinter().clone();
+            drop(index);
             let mut writer = self.lake.writer(&part);
-            if !ids.is_empty() {
-                let batch = self.source.delete_rows(&part, &ids, &self.seq, &self.settings.run_id);
-                writer.write(&batch).await?;
-            }
+            let deletes = DeleteRows { lake: &self.lake, source: &self.source, partition: &part, seq: &self.seq, run_id: &self.settings.run_id };
+            let rows = deletes.write(&fingerprinter, present, writer.as_mut()).await?;
             let files = writer.finish().await?;
             let round = previous.as_ref().map(|p| p.round.clone()).unwrap_or_else(|| self.new_round(&part, RoundKind::Baseline));
             let mut committer = self.committer(&part, previous);
-            let rows = ids.len() as u64;
             committer.commit(NewPosition { files, state, cursor: None, round: &round, rows, rebaselined: false }).await?;
             report.deletes = rows;
             report.commits = 1;

@@ -9,21 +9,23 @@
 //! - A rebaseline round (owes deletes) ends with a delete row for every key the output holds
 //!   for the partition that the round did not return, in the same commit as the deltaLink.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use tokio::sync::mpsc;
 
 use crate::budget::PageLease;
+use crate::keys::{Fingerprinter, KeyIndex};
 use crate::lake::{DynLake, StagedWriter};
-use crate::model::{Cursor, KeyState, Page, PartitionKey, PartitionState, RoundInfo, RoundKind, Stream};
+use crate::model::{Cursor, Page, PartitionKey, PartitionState, RoundInfo, RoundKind, Stream};
 use crate::progress::{Progress, ProgressEvent};
 use crate::scope::MessageScope;
 use crate::source::{DynSource, SourceError, SourceErrorKind};
 
 use super::Stop;
 use super::commit::{Committer, NewPosition};
+use super::deletes::DeleteRows;
 use super::error::PartitionError;
 use super::fetch::Fetched;
 use super::report::StreamReport;
@@ -70,9 +72,8 @@ pub(super) struct PartitionWriter {
     seen_event_ids: HashSet<String>,
     repeat_pages: u32,
     /// In a rebaseline round: what the output held when the round started (read on its first
-    /// page), and every id the round has returned so far.
-    baseline_known: Option<HashMap<String, KeyState>>,
-    baseline_seen: HashSet<String>,
+    /// page), with the keys the round has returned so far marked seen.
+    baseline_known: Option<KeyIndex>,
 }
 
 impl PartitionWriter {
@@ -91,7 +92,6 @@ impl PartitionWriter {
             seen_event_ids: HashSet::new(),
             repeat_pages: 0,
             baseline_known: None,
-            baseline_seen: HashSet::new(),
         }
     }
 
@@ -144,7 +144,6 @@ impl PartitionWriter {
         // makes the rows staged so far committed state, so the diff at the round's end sees them.
         self.round = RoundInfo { kind: RoundKind::Rebaseline, started_seq, pages: 0, scope: self.round.scope.clone() };
         self.baseline_known = None;
-        self.baseline_seen.clear();
         self.report.rebaselines += 1;
         self.ctx.progress.emit(ProgressEvent::Rebaselined { mailbox_id: self.ctx.partition.mailbox_id.clone(), stream: self.ctx.partition.stream });
         self.last_link = None;
@@ -256,15 +255,19 @@ impl PartitionWriter {
     }
 
     /// In a rebaseline, rows whose change key equals what the output already holds are not
-    /// written again; their ids are remembered so the final diff keeps them.
+    /// written again; they are marked seen so the final diff keeps them.
     async fn skip_unchanged(&mut self, page: &Page) -> Result<RecordBatch, PartitionError> {
-        if self.baseline_known.is_none() {
-            self.baseline_known = Some(self.ctx.lake.current_keys(&self.ctx.partition).await?);
+        let known = match &mut self.baseline_known {
+            Some(k) => k,
+            None => self.baseline_known.insert(self.ctx.lake.key_index(&self.ctx.partition, Fingerprinter::default()).await?),
+        };
+        for id in &page.upserted_ids {
+            known.mark_seen(id);
         }
-        let known = self.baseline_known.as_ref().expect("loaded above");
-        self.baseline_seen.extend(page.upserted_ids.iter().cloned());
-        let keep =
-            crate::state::changed_rows(&page.batch, |id, change_key| known.get(id).is_none_or(|k| k.deleted || k.change_key.as_deref() != Some(change_key)));
+        let known = &*known;
+        let keep = crate::state::changed_rows(&page.batch, |id, change_key| {
+            known.get(id).is_none_or(|k| k.deleted || k.change != Some(known.fingerprinter().change_key(change_key)))
+        });
         match keep {
             Some(mask) => arrow::compute::filter_record_batch(&page.batch, &mask).map_err(|e| PartitionError::Batch(format!("filtering unchanged rows: {e}"))),
             None => Ok(page.batch.clone()),
@@ -274,18 +277,29 @@ impl PartitionWriter {
     async fn finish_round(&mut self, delta: Cursor, fetched_from: Option<Cursor>) -> Result<(), PartitionError> {
         if self.round.kind.owes_deletes() {
             // Make this round's rows committed state first (resume point: the link of the last
-            // page), then diff against it.
+            // page), then delete what the output held at the round's start and the round did
+            // not return.
             self.commit(fetched_from, false).await?;
-            let keys = self.ctx.lake.current_keys(&self.ctx.partition).await?;
-            let mut gone: Vec<String> =
-                keys.into_iter().filter(|(id, k)| !k.deleted && k.seq < self.round.started_seq && !self.baseline_seen.contains(id)).map(|(id, _)| id).collect();
-            gone.sort();
-            if !gone.is_empty() {
-                let batch = self.ctx.source.delete_rows(&self.ctx.partition, &gone, &self.committer.seq, &self.committer.run_id);
-                self.writer.write(&batch).await?;
-                self.report.deletes += gone.len() as u64;
-                self.rows_since_commit += gone.len() as u64;
-                tracing::info!(partition = %self.ctx.partition, deletes = gone.len(), "rebaseline: items gone while the sync state was lost");
+            let known = match self.baseline_known.take() {
+                Some(k) => k,
+                None => self.ctx.lake.key_index(&self.ctx.partition, Fingerprinter::default()).await?,
+            };
+            let started = self.round.started_seq;
+            let gone = known.present_matching(|k| !k.seen && k.seq < started);
+            let fingerprinter = known.fingerprinter().clone();
+            drop(known);
+            let deletes = DeleteRows {
+                lake: &self.ctx.lake,
+                source: &self.ctx.source,
+                partition: &self.ctx.partition,
+                seq: &self.committer.seq,
+                run_id: &self.committer.run_id,
+            };
+            let n = deletes.write(&fingerprinter, gone, self.writer.as_mut()).await?;
+            if n > 0 {
+                self.report.deletes += n;
+                self.rows_since_commit += n;
+                tracing::info!(partition = %self.ctx.partition, deletes = n, "rebaseline: items gone while the sync state was lost");
             }
         }
         self.commit(Some(delta), false).await

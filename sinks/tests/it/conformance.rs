@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
+use outlake_pipeline::keys::Fingerprinter;
 use outlake_pipeline::lake::{Lake, LakeErrorKind};
 use outlake_pipeline::model::{Checkpoint, PartitionKey, PartitionState, Stream};
 use outlake_sinks::format;
@@ -324,6 +325,19 @@ pub async fn current_keys_latest_per_id(b: &Backend) {
     assert_eq!((keys["b"].seq, keys["b"].deleted), (6, true));
     let sent_keys = lake.current_keys(&sent).await.unwrap();
     assert_eq!(sent_keys.keys().collect::<Vec<_>>(), vec!["s"]);
+
+    // The compact index holds the same latest state, by fingerprint.
+    let index = lake.key_index(&inbox, Fingerprinter::default()).await.unwrap();
+    assert_eq!(index.len(), 2);
+    let a = *index.get("a").unwrap();
+    assert_eq!((a.seq, a.deleted, a.change), (5, false, Some(index.fingerprinter().change_key("ck2"))));
+    assert_eq!((index.get("b").unwrap().seq, index.get("b").unwrap().deleted), (6, true));
+    assert!(index.get("moved").is_none() && index.get("c").is_none() && index.get("x").is_none());
+    // Ids stream back file by file, filtered; "a" has rows in two files.
+    let chunks: Vec<Vec<String>> = lake.select_ids(&inbox, Arc::new(|id: &str| id != "b")).try_collect().await.unwrap();
+    let mut picked: Vec<String> = chunks.into_iter().flatten().collect();
+    picked.sort();
+    assert_eq!(picked, vec!["a", "a", "a"]);
     assert!(lake.current_keys(&messages("mbx-2", "inbox")).await.unwrap().is_empty());
 
     // Tables without a folder key read every row of the mailbox.
