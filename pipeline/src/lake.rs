@@ -126,6 +126,16 @@ pub trait Lake: Send + Sync + 'static {
         }))
     }
 
+    /// Store a file of a round's own bookkeeping (a rebaseline's seen log) beside the
+    /// partition's commit records; returns the name a commit record can refer to it by.
+    async fn put_round_file(&self, partition: &PartitionKey, bytes: Vec<u8>) -> Result<String, LakeError>;
+
+    /// Read a file stored by [`Lake::put_round_file`].
+    async fn get_round_file(&self, partition: &PartitionKey, name: &str) -> Result<Vec<u8>, LakeError>;
+
+    /// Remove files of a finished round (missing ones are not an error).
+    async fn delete_round_files(&self, partition: &PartitionKey, names: &[String]) -> Result<(), LakeError>;
+
     /// Remove staged files that no commit references and that are older than `min_age`.
     /// Returns the paths removed.
     async fn vacuum(&self, min_age: std::time::Duration) -> Result<Vec<String>, LakeError>;

@@ -289,6 +289,29 @@ pub struct RoundInfo {
     /// The configured scope the round runs under.
     #[serde(default)]
     pub scope: RoundScope,
+    /// Rebaseline rounds: the keys returned but not rewritten so far (see [`SeenLog`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<SeenLog>,
+}
+
+impl SeenLog {
+    /// A new, empty log for a round of `kind` (rebaselines only), with a fresh salt.
+    pub fn for_round(kind: RoundKind) -> Option<SeenLog> {
+        kind.owes_deletes().then(|| SeenLog { salt: crate::keys::Fingerprinter::default().salt_hex(), files: Vec::new() })
+    }
+}
+
+/// What a rebaseline has returned without rewriting it (its change key was unchanged), stored
+/// beside the partition's commit records, so that an interrupted rebaseline resumes at its
+/// nextLink instead of starting over: files of 16-byte key fingerprints, keyed by `salt`
+/// ([`crate::keys::Fingerprinter::salted`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenLog {
+    /// 32 hex digits.
+    pub salt: String,
+    /// Names of the files written so far, in order (see `Lake::put_round_file`).
+    #[serde(default)]
+    pub files: Vec<String>,
 }
 
 /// The persisted position of a partition: one commit record. Versioned on disk by the sink.

@@ -16,17 +16,21 @@
 //! | parked                               | selected   | –         | re-baseline (back in scope)             |
 //! | needs re-baseline                    | selected   | –         | re-baseline (410 or `outlake reset`)    |
 //! | syncing                              | selected   | changed   | re-baseline (scope changed)             |
-//! | syncing, nextLink, re-baseline round | selected   | same      | re-baseline again (interrupted)         |
+//! | syncing, nextLink, re-baseline round with a seen log | selected | same | resume the round at the nextLink |
+//! | syncing, nextLink, re-baseline round without one (format 1) | selected | same | re-baseline again (interrupted) |
 //! | syncing, nextLink, other round       | selected   | same      | resume the round at the nextLink        |
 //! | syncing, deltaLink                   | selected   | same      | incremental round from the deltaLink    |
 //! | syncing, no cursor                   | selected   | –         | re-baseline (damaged record)            |
 //!
 //! A re-baseline *owes deletes*: at its end every key the output holds for the partition that
-//! the round did not return gets a delete row. An interrupted re-baseline starts again because
-//! the ids it had seen lived in memory only.
+//! the round did not return gets a delete row. An interrupted re-baseline resumes: the keys it
+//! returned without rewriting are in its seen log ([`SeenLog`](crate::model::SeenLog)); a round
+//! recorded by an earlier release has no log and starts again.
 
 use std::collections::{BTreeMap, HashSet};
 
+#[cfg(test)]
+use crate::model::SeenLog;
 use crate::model::{Checkpoint, Cursor, PartitionKey, PartitionState, RoundInfo, RoundKind, RoundScope, Stream};
 
 /// Where a partition's folder stands this run.
@@ -49,7 +53,7 @@ pub enum RebaselineReason {
     ScopeChanged,
     /// The folder was parked and is back in the folder scope.
     BackInScope,
-    /// A re-baseline was interrupted mid-round (its seen ids were in memory only).
+    /// A re-baseline recorded by an earlier release was interrupted mid-round (it has no seen log).
     Interrupted,
     /// A commit record in state `syncing` without a cursor (written by hand or damaged).
     NoCursor,
@@ -104,7 +108,7 @@ pub fn plan_partition(previous: Option<&Checkpoint>, membership: Membership, sco
         (PartitionState::Syncing, Membership::Selected) => match &cp.cursor {
             None => Action::Rebaseline(RebaselineReason::NoCursor),
             Some(_) if &cp.round.scope != scope => Action::Rebaseline(RebaselineReason::ScopeChanged),
-            Some(Cursor::Next(_)) if cp.round.kind.owes_deletes() => Action::Rebaseline(RebaselineReason::Interrupted),
+            Some(Cursor::Next(_)) if cp.round.kind.owes_deletes() && cp.round.seen.is_none() => Action::Rebaseline(RebaselineReason::Interrupted),
             Some(link @ Cursor::Next(_)) => Action::Resume { link: link.clone(), round: cp.round.clone() },
             Some(link @ Cursor::Delta(_)) => Action::Incremental { link: link.clone() },
         },
@@ -165,7 +169,7 @@ mod tests {
             seq: 3,
             state,
             cursor,
-            round: RoundInfo { kind, started_seq: 10, pages: 2, scope },
+            round: RoundInfo { kind, started_seq: 10, pages: 2, scope, seen: SeenLog::for_round(kind) },
             high_water_seq: 20,
             files: Vec::<StagedFile>::new(),
             run_id: "r".into(),
@@ -173,6 +177,12 @@ mod tests {
             total_rows: 5,
             rebaselines: 0,
         }
+    }
+
+    /// A round recorded by format 1, which had no seen log.
+    fn without_seen_log(mut c: Checkpoint) -> Checkpoint {
+        c.round.seen = None;
+        c
     }
 
     fn next() -> Option<Cursor> {
@@ -194,7 +204,7 @@ mod tests {
     #[test]
     fn the_planning_table() {
         let none = RoundScope::default();
-        let resume_round = RoundInfo { kind: Baseline, started_seq: 10, pages: 2, scope: none.clone() };
+        let resume_round = RoundInfo { kind: Baseline, started_seq: 10, pages: 2, scope: none.clone(), seen: None };
         #[rustfmt::skip]
         let rows: Vec<(Option<Checkpoint>, Membership, RoundScope, Action)> = vec![
             (None, Selected, none.clone(), Action::Baseline),
@@ -214,7 +224,8 @@ mod tests {
             (Some(cp(Syncing, delta(), Incremental, none.clone())), Selected, after(3), Action::Rebaseline(R::ScopeChanged)),
             (Some(cp(Syncing, next(), Baseline, after(3))), Selected, after(4), Action::Rebaseline(R::ScopeChanged)),
             (Some(cp(Syncing, delta(), Incremental, after(3))), Selected, none.clone(), Action::Rebaseline(R::ScopeChanged)),
-            (Some(cp(Syncing, next(), Rebaseline, none.clone())), Selected, none.clone(), Action::Rebaseline(R::Interrupted)),
+            (Some(cp(Syncing, next(), Rebaseline, none.clone())), Selected, none.clone(), Action::Resume { link: next().unwrap(), round: cp(Syncing, next(), Rebaseline, none.clone()).round }),
+            (Some(without_seen_log(cp(Syncing, next(), Rebaseline, none.clone()))), Selected, none.clone(), Action::Rebaseline(R::Interrupted)),
             (Some(cp(Syncing, next(), Baseline, none.clone())), Selected, none.clone(), Action::Resume { link: next().unwrap(), round: resume_round }),
             (Some(cp(Syncing, delta(), Incremental, after(3))), Selected, after(3), Action::Incremental { link: delta().unwrap() }),
             (Some(cp(Syncing, delta(), Rebaseline, none.clone())), Selected, none.clone(), Action::Incremental { link: delta().unwrap() }),
@@ -222,6 +233,14 @@ mod tests {
         ];
         for (i, (previous, membership, scope, want)) in rows.into_iter().enumerate() {
             let got = plan_partition(previous.as_ref(), membership, &scope);
+            let got = match (got, &want) {
+                // A resumed rebaseline keeps its log; its salt is random.
+                (Action::Resume { link, mut round }, Action::Resume { round: w, .. }) if round.seen.is_some() => {
+                    round.seen.clone_from(&w.seen);
+                    Action::Resume { link, round }
+                }
+                (got, _) => got,
+            };
             assert_eq!(got, want, "row {i}: {:?} {membership:?} {scope:?}", previous.as_ref().map(|c| (c.state, &c.cursor, c.round.kind)));
         }
     }

@@ -12,8 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectStore;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use outlake_pipeline::keys::{Fingerprinter, KeyIndex};
 use outlake_pipeline::lake::{CommitRequest, IdFilter, Lake, StagedWriter, latest_per_id};
 use outlake_pipeline::model::{Checkpoint, KeyState, PartitionKey, Stream, columns};
@@ -176,6 +176,49 @@ impl Lake for ObjectLake {
             })
             .try_flatten()
             .boxed()
+    }
+
+    async fn put_round_file(&self, partition: &PartitionKey, bytes: Vec<u8>) -> Result<String, LakeError> {
+        let name = format!("seen-{}.bin", uuid::Uuid::now_v7());
+        let path = layout::round_file_path(partition, &name).expect("a generated name is plain");
+        self.state
+            .store
+            .put(&path, object_store::PutPayload::from(bytes))
+            .await
+            .map_err(|e| storage("write round file", &self.state.url_of(&path), &e, CHECK_STORE))?;
+        Ok(name)
+    }
+
+    async fn get_round_file(&self, partition: &PartitionKey, name: &str) -> Result<Vec<u8>, LakeError> {
+        let Some(path) = layout::round_file_path(partition, name) else {
+            return Err(crate::error::corrupt(
+                &self.state.url,
+                format!("a commit record of {partition} names round file {name:?}, which is not a plain file name; the record was edited by hand"),
+            ));
+        };
+        let url = self.state.url_of(&path);
+        let got = async { self.state.store.get(&path).await?.bytes().await }.await;
+        match got {
+            Ok(b) => Ok(b.to_vec()),
+            Err(object_store::Error::NotFound { .. }) => Err(crate::error::corrupt(
+                &url,
+                format!(
+                    "{url}, named by the latest commit record of {partition}, is missing; run `outlake reset` for this partition to re-baseline it from the start"
+                ),
+            )),
+            Err(e) => Err(storage("read round file", &url, &e, CHECK_STORE)),
+        }
+    }
+
+    async fn delete_round_files(&self, partition: &PartitionKey, names: &[String]) -> Result<(), LakeError> {
+        for name in names {
+            let Some(path) = layout::round_file_path(partition, name) else { continue };
+            match self.state.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(storage("remove round file", &self.state.url_of(&path), &e, CHECK_STORE)),
+            }
+        }
+        Ok(())
     }
 
     async fn vacuum(&self, min_age: Duration) -> Result<Vec<String>, LakeError> {

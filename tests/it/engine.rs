@@ -41,6 +41,8 @@ enum Trap {
     /// Fail (kind `Partition`) on the first mid-round fetch of a messages partition, and set the
     /// shared flag that makes the lake refuse the next commit.
     FailThenBreakLake,
+    /// Fail (kind `Partition`) on the third mid-round fetch of any messages partition.
+    FailThirdMidRound,
 }
 
 /// The real Graph source, with one trap set on the first mid-round messages fetch.
@@ -48,6 +50,7 @@ struct Trapped {
     inner: DynSource,
     trap: Trap,
     sprung: AtomicBool,
+    mid_round_fetches: AtomicUsize,
     break_lake: Arc<Mutex<Option<PartitionKey>>>,
 }
 
@@ -58,9 +61,15 @@ impl Source for Trapped {
     }
     async fn fetch_page(&self, mb: &Mailbox, part: &PartitionKey, req: &PageRequest, seq: &SeqGen, run_id: &str) -> Result<Page, SourceError> {
         let mid_round = matches!(req, PageRequest::Link(outlake_pipeline::model::Cursor::Next(_)));
-        if part.stream == Stream::Messages && mid_round && !self.sprung.swap(true, Ordering::SeqCst) {
+        let nth = if part.stream == Stream::Messages && mid_round { self.mid_round_fetches.fetch_add(1, Ordering::SeqCst) + 1 } else { 0 };
+        let due = match self.trap {
+            Trap::FailThirdMidRound => nth == 3,
+            _ => nth >= 1,
+        };
+        if due && !self.sprung.swap(true, Ordering::SeqCst) {
             match self.trap {
                 Trap::Panic => panic!("injected panic in normalization"),
+                Trap::FailThirdMidRound => return Err(SourceError::new(SourceErrorKind::Partition, None, "injected: retries exhausted")),
                 Trap::FailThenBreakLake => {
                     *self.break_lake.lock().unwrap() = Some(part.clone());
                     return Err(SourceError::new(SourceErrorKind::Partition, None, "injected: retries exhausted"));
@@ -81,7 +90,7 @@ impl Source for Trapped {
 }
 
 fn trapped(trap: Trap, break_lake: Arc<Mutex<Option<PartitionKey>>>) -> impl FnOnce(DynSource) -> DynSource {
-    move |inner| Arc::new(Trapped { inner, trap, sprung: AtomicBool::new(false), break_lake })
+    move |inner| Arc::new(Trapped { inner, trap, sprung: AtomicBool::new(false), mid_round_fetches: AtomicUsize::new(0), break_lake })
 }
 
 /// The real lake, with two faults: refuse the next commit of the partition in `broken`, and
@@ -125,6 +134,15 @@ impl Lake for Faulty {
     }
     async fn current_keys(&self, p: &PartitionKey) -> Result<HashMap<String, KeyState>, LakeError> {
         self.inner.current_keys(p).await
+    }
+    async fn put_round_file(&self, p: &PartitionKey, bytes: Vec<u8>) -> Result<String, LakeError> {
+        self.inner.put_round_file(p, bytes).await
+    }
+    async fn get_round_file(&self, p: &PartitionKey, name: &str) -> Result<Vec<u8>, LakeError> {
+        self.inner.get_round_file(p, name).await
+    }
+    async fn delete_round_files(&self, p: &PartitionKey, names: &[String]) -> Result<(), LakeError> {
+        self.inner.delete_round_files(p, names).await
     }
     async fn vacuum(&self, min_age: std::time::Duration) -> Result<Vec<String>, LakeError> {
         self.inner.vacuum(min_age).await
@@ -302,4 +320,43 @@ async fn a_lake_written_in_format_1_is_upgraded_in_place() {
         assert_eq!(v["format_version"], 2, "{}", path.display());
     }
     env.sim.shutdown().await;
+}
+
+/// Before: a rebaseline kept the ids it had seen in memory only, so an interrupted one started
+/// its folder over (issue: re-baselines in bounded memory). Now its seen log is committed with
+/// each position and the next run resumes at the nextLink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_rebaseline_resumes_at_its_next_link() {
+    let sim = Simulator::start(SimConfig { users: 1, messages_per_mailbox: 1200, events_per_mailbox: 0, seed: 136, ..SimConfig::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let lake = local_lake(&root).await;
+    let rep = super::support::run_in_process(&sim, lake.clone(), Default::default(), Progress::none()).await;
+    assert_eq!(rep.outcome(), RunOutcome::Ok, "{rep:#?}");
+
+    let mailbox = sim.mailbox_ids()[0].clone();
+    sim.expire_sync_state(&mailbox);
+    sim.mutate(sim.random_changes(11, 3)).unwrap();
+    let rep = super::support::run_in_process_committing(&sim, lake.clone(), trapped(Trap::FailThirdMidRound, Arc::default()), 1).await;
+    assert_eq!(failures(&rep).len(), 1, "{rep:#?}");
+    assert!(rep.total(|s| s.rebaselines) > 0);
+    let stopped: Vec<Checkpoint> = lake
+        .list(Some(&mailbox))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.round.kind == outlake_pipeline::model::RoundKind::Rebaseline && matches!(c.cursor, Some(outlake_pipeline::model::Cursor::Next(_))))
+        .collect();
+    assert_eq!(stopped.len(), 1, "one folder stopped mid-rebaseline");
+    let log = stopped[0].round.seen.clone().expect("a rebaseline round has a seen log");
+    assert!(!log.files.is_empty(), "what the round returned is logged with its commits");
+
+    let rep = super::support::run_in_process(&sim, lake.clone(), Default::default(), Progress::none()).await;
+    assert_eq!(rep.outcome(), RunOutcome::Ok, "{rep:#?}");
+    assert_eq!(rep.total(|s| s.rebaselines), 0, "the interrupted rebaseline resumed instead of starting over");
+    assert_lake_equals_truth(&root, &sim.truth());
+    // The finished round's log is gone.
+    let logs = files_under(&root.join("_state")).into_iter().filter(|p| p.components().any(|c| c.as_os_str() == "round")).count();
+    assert_eq!(logs, 0);
+    sim.shutdown().await;
 }

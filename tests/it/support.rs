@@ -193,7 +193,7 @@ pub async fn run_in_process(
     folders: outlake_pipeline::scope::FolderScope,
     progress: outlake_pipeline::progress::Progress,
 ) -> outlake_pipeline::runner::RunReport {
-    run_in_process_as(sim, lake, folders, progress, |s| s).await
+    run_in_process_as(sim, lake, folders, progress, |s| s, 50).await
 }
 
 /// [`run_in_process`] with the Graph source wrapped (to inject faults around it).
@@ -202,7 +202,17 @@ pub async fn run_in_process_with(
     lake: outlake_pipeline::lake::DynLake,
     wrap: impl FnOnce(outlake_pipeline::source::DynSource) -> outlake_pipeline::source::DynSource,
 ) -> outlake_pipeline::runner::RunReport {
-    run_in_process_as(sim, lake, Default::default(), outlake_pipeline::progress::Progress::none(), wrap).await
+    run_in_process_as(sim, lake, Default::default(), outlake_pipeline::progress::Progress::none(), wrap, 50).await
+}
+
+/// [`run_in_process_with`], committing every `commit_every_pages` pages.
+pub async fn run_in_process_committing(
+    sim: &Simulator,
+    lake: outlake_pipeline::lake::DynLake,
+    wrap: impl FnOnce(outlake_pipeline::source::DynSource) -> outlake_pipeline::source::DynSource,
+    commit_every_pages: u32,
+) -> outlake_pipeline::runner::RunReport {
+    run_in_process_as(sim, lake, Default::default(), outlake_pipeline::progress::Progress::none(), wrap, commit_every_pages).await
 }
 
 async fn run_in_process_as(
@@ -211,6 +221,7 @@ async fn run_in_process_as(
     folders: outlake_pipeline::scope::FolderScope,
     progress: outlake_pipeline::progress::Progress,
     wrap: impl FnOnce(outlake_pipeline::source::DynSource) -> outlake_pipeline::source::DynSource,
+    commit_every_pages: u32,
 ) -> outlake_pipeline::runner::RunReport {
     use outlake_connectors::{GraphOptions, GraphSource, MailboxSelection};
     use outlake_pipeline::runner::{Cancel, RunSettings, Runner};
@@ -228,7 +239,7 @@ async fn run_in_process_as(
     let settings = RunSettings {
         run_id: format!("in-process-{floor}"),
         streams: outlake_pipeline::model::Stream::ALL.to_vec(),
-        commit_every_pages: 50,
+        commit_every_pages,
         commit_every: std::time::Duration::from_secs(60),
         max_parallel_mailboxes: 4,
         max_concurrent_per_mailbox: 4,

@@ -8,7 +8,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use crate::keys::Fingerprinter;
-use crate::model::{Checkpoint, Mailbox, PageRequest, PartitionKey, PartitionState, RoundInfo, RoundKind, RoundScope, Stream};
+use crate::model::{Checkpoint, Mailbox, PageRequest, PartitionKey, PartitionState, RoundInfo, RoundKind, RoundScope, SeenLog, Stream};
 use crate::plan::{Action, Membership, plan_partition};
 use crate::source::SourceErrorKind;
 
@@ -176,7 +176,7 @@ impl Runner {
     }
 
     fn new_round(&self, part: &PartitionKey, kind: RoundKind) -> RoundInfo {
-        RoundInfo { kind, started_seq: self.seq.next(), pages: 0, scope: self.configured_scope(part.stream) }
+        RoundInfo { kind, started_seq: self.seq.next(), pages: 0, scope: self.configured_scope(part.stream), seen: SeenLog::for_round(kind) }
     }
 }
 

@@ -16,9 +16,9 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use tokio::sync::mpsc;
 
 use crate::budget::PageLease;
-use crate::keys::{Fingerprinter, KeyIndex};
+use crate::keys::{Fingerprint, Fingerprinter, KeyIndex, decode_fingerprints, encode_fingerprints};
 use crate::lake::{DynLake, StagedWriter};
-use crate::model::{Cursor, Page, PartitionKey, PartitionState, RoundInfo, RoundKind, Stream};
+use crate::model::{Cursor, Page, PartitionKey, PartitionState, RoundInfo, RoundKind, SeenLog, Stream};
 use crate::progress::{Progress, ProgressEvent};
 use crate::scope::MessageScope;
 use crate::source::{DynSource, SourceError, SourceErrorKind};
@@ -74,6 +74,8 @@ pub(super) struct PartitionWriter {
     /// In a rebaseline round: what the output held when the round started (read on its first
     /// page), with the keys the round has returned so far marked seen.
     baseline_known: Option<KeyIndex>,
+    /// Fingerprints of keys the rebaseline returned since its last commit, for its seen log.
+    unsaved_seen: Vec<Fingerprint>,
 }
 
 impl PartitionWriter {
@@ -92,6 +94,7 @@ impl PartitionWriter {
             seen_event_ids: HashSet::new(),
             repeat_pages: 0,
             baseline_known: None,
+            unsaved_seen: Vec::new(),
         }
     }
 
@@ -142,8 +145,10 @@ impl PartitionWriter {
         tracing::warn!(partition = %self.ctx.partition, code = ?e.code, "sync state expired; re-baselining");
         // One commit records the rebaseline round (no cursor: a crash starts it again) and
         // makes the rows staged so far committed state, so the diff at the round's end sees them.
-        self.round = RoundInfo { kind: RoundKind::Rebaseline, started_seq, pages: 0, scope: self.round.scope.clone() };
+        self.round =
+            RoundInfo { kind: RoundKind::Rebaseline, started_seq, pages: 0, scope: self.round.scope.clone(), seen: SeenLog::for_round(RoundKind::Rebaseline) };
         self.baseline_known = None;
+        self.unsaved_seen.clear();
         self.report.rebaselines += 1;
         self.ctx.progress.emit(ProgressEvent::Rebaselined { mailbox_id: self.ctx.partition.mailbox_id.clone(), stream: self.ctx.partition.stream });
         self.last_link = None;
@@ -259,10 +264,12 @@ impl PartitionWriter {
     async fn skip_unchanged(&mut self, page: &Page) -> Result<RecordBatch, PartitionError> {
         let known = match &mut self.baseline_known {
             Some(k) => k,
-            None => self.baseline_known.insert(self.ctx.lake.key_index(&self.ctx.partition, Fingerprinter::default()).await?),
+            None => self.baseline_known.insert(self.load_known().await?),
         };
         for id in &page.upserted_ids {
-            known.mark_seen(id);
+            if known.mark_seen(id) {
+                self.unsaved_seen.push(known.fingerprinter().id(id));
+            }
         }
         let known = &*known;
         let keep = crate::state::changed_rows(&page.batch, |id, change_key| {
@@ -274,6 +281,25 @@ impl PartitionWriter {
         }
     }
 
+    /// What the output held when the rebaseline started, with the keys of its seen log (a
+    /// resumed round) marked seen.
+    async fn load_known(&self) -> Result<KeyIndex, PartitionError> {
+        let log = self.round.seen.as_ref();
+        let fingerprinter = log.and_then(|l| Fingerprinter::from_salt_hex(&l.salt)).unwrap_or_default();
+        let mut known = self.ctx.lake.key_index(&self.ctx.partition, fingerprinter).await?;
+        for name in log.map(|l| l.files.as_slice()).unwrap_or_default() {
+            let bytes = self.ctx.lake.get_round_file(&self.ctx.partition, name).await?;
+            let fps = decode_fingerprints(&bytes).ok_or_else(|| {
+                PartitionError::Batch(format!(
+                    "round file {name} of {} is damaged (its length is not a multiple of 16); run `outlake reset` for this partition",
+                    self.ctx.partition
+                ))
+            })?;
+            fps.into_iter().for_each(|fp| known.mark_seen_fingerprint(fp));
+        }
+        Ok(known)
+    }
+
     async fn finish_round(&mut self, delta: Cursor, fetched_from: Option<Cursor>) -> Result<(), PartitionError> {
         if self.round.kind.owes_deletes() {
             // Make this round's rows committed state first (resume point: the link of the last
@@ -282,7 +308,7 @@ impl PartitionWriter {
             self.commit(fetched_from, false).await?;
             let known = match self.baseline_known.take() {
                 Some(k) => k,
-                None => self.ctx.lake.key_index(&self.ctx.partition, Fingerprinter::default()).await?,
+                None => self.load_known().await?,
             };
             let started = self.round.started_seq;
             let gone = known.present_matching(|k| !k.seen && k.seq < started);
@@ -302,7 +328,14 @@ impl PartitionWriter {
                 tracing::info!(partition = %self.ctx.partition, deletes = n, "rebaseline: items gone while the sync state was lost");
             }
         }
-        self.commit(Some(delta), false).await
+        self.commit(Some(delta), false).await?;
+        // The round is complete: its seen log is no longer needed.
+        if let Some(log) = &self.round.seen
+            && let Err(e) = self.ctx.lake.delete_round_files(&self.ctx.partition, &log.files).await
+        {
+            tracing::warn!(partition = %self.ctx.partition, error = %e, "could not remove a finished rebaseline's seen log; it is unused and harmless");
+        }
+        Ok(())
     }
 
     /// Commit the staged files at `cursor`. Without a cursor the partition needs a rebaseline
@@ -310,6 +343,16 @@ impl PartitionWriter {
     async fn commit(&mut self, cursor: Option<Cursor>, rebaselined: bool) -> Result<(), PartitionError> {
         let files = self.writer.finish().await?;
         self.buffer_lease.hold_buffered(0);
+        // A rebaseline mid-round records what it returned since the last commit (its seen log)
+        // before the commit that names it.
+        if matches!(cursor, Some(Cursor::Next(_)))
+            && !self.unsaved_seen.is_empty()
+            && let Some(log) = &mut self.round.seen
+        {
+            let name = self.ctx.lake.put_round_file(&self.ctx.partition, encode_fingerprints(&self.unsaved_seen)).await?;
+            log.files.push(name);
+            self.unsaved_seen.clear();
+        }
         let state = if cursor.is_some() { PartitionState::Syncing } else { PartitionState::NeedsRebaseline };
         let rows = self.rows_since_commit;
         self.committer.commit(NewPosition { files, state, cursor, round: &self.round, rows, rebaselined }).await?;

@@ -82,6 +82,16 @@ pub fn commit_record_path(partition: &PartitionKey, seq: u64) -> Path {
     commit_dir(partition).join(record_file_name(seq))
 }
 
+/// `<mailbox slug>/<partition slug>/round/<name>`: a round's bookkeeping files (a rebaseline's
+/// seen log), beside the commit records. `None` when `name` is not a plain file name.
+pub fn round_file_path(partition: &PartitionKey, name: &str) -> Option<Path> {
+    let plain = !name.is_empty() && name.len() <= 80 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    plain.then(|| commit_dir(partition).join(ROUND_DIR).join(name))
+}
+
+/// The folder of round files inside a partition's commit folder.
+pub const ROUND_DIR: &str = "round";
+
 /// `<seq:020>.json`
 pub fn record_file_name(seq: u64) -> String {
     format!("{seq:020}.{RECORD_EXT}")

@@ -156,7 +156,7 @@ pub fn messages(mailbox: &str, folder: &str) -> PartitionKey {
 }
 
 pub fn round() -> RoundInfo {
-    RoundInfo { kind: RoundKind::Baseline, started_seq: 1, pages: 1, scope: RoundScope::default() }
+    RoundInfo { kind: RoundKind::Baseline, started_seq: 1, pages: 1, scope: RoundScope::default(), seen: None }
 }
 
 pub fn request(partition: &PartitionKey, previous: Option<Checkpoint>, files: Vec<StagedFile>) -> CommitRequest {
