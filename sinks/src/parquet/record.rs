@@ -3,7 +3,7 @@
 //! - **Version 2** (written): the JSON of [`Checkpoint`] with `"format_version": 2` first:
 //!   `partition`, `seq`, `state` (`syncing` | `needs_rebaseline` | `parked` | `retired`),
 //!   `cursor`, `round {kind: baseline|rebaseline|incremental, started_seq, pages, scope
-//!   {received_after?}}`, `high_water_seq`, `files`, `run_id`, `committed_at`, `total_rows`,
+//!   {received_after?}, seen? {salt, files}}`, `high_water_seq`, `files`, `run_id`, `committed_at`, `total_rows`,
 //!   `rebaselines`.
 //! - **Version 1** (read only, written by earlier releases): the state was implied by flags —
 //!   `retired: true` → retired; no cursor with `round.scope = "out_of_scope"` → parked; no cursor
