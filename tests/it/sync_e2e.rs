@@ -121,6 +121,33 @@ async fn tiny_memory_budget_rolls_files_and_equals_truth() {
     env.sim.shutdown().await;
 }
 
+/// A rebaseline of a folder larger than the memory budget (1 MB, ~2 MB of messages in the
+/// largest folder) still ends in the truth: the key index and the streamed deletes do not go
+/// through the page budget, and the pages do, a few at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebaseline_larger_than_the_memory_budget_equals_truth() {
+    let world = SimConfig { users: 1, messages_per_mailbox: 2500, events_per_mailbox: 0, seed: 15, ..SimConfig::default() };
+    let env = Env::start(
+        world,
+        "page_size = 200
+#rest
+[limits]
+max_buffered_mb = 1
+",
+    )
+    .await;
+    assert_success(&env.sync());
+    let mailbox = env.sim.mailbox_ids()[0].clone();
+    env.sim.expire_sync_state(&mailbox);
+    env.sim.mutate(env.sim.random_changes(21, 15)).unwrap();
+    let (out, rep) = super::support::sync_with_report(&env, "r.json");
+    assert_success(&out);
+    assert!(rep["totals"]["rebaselines"].as_u64().unwrap() > 0, "{:#}", rep["totals"]);
+    assert!(rep["totals"]["deletes"].as_u64().unwrap() > 0, "the changes deleted messages: {:#}", rep["totals"]);
+    assert_lake_equals_truth(&env.lake(), &env.sim.truth());
+    env.sim.shutdown().await;
+}
+
 /// `mailboxes` may mix ids, UPNs and globs: globs select users of the directory (matched
 /// without regard to case), a user without a mailbox matched by a glob is skipped, and the
 /// output is the truth of exactly the selected mailboxes.
