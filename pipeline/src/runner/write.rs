@@ -145,6 +145,7 @@ impl PartitionWriter {
         tracing::warn!(partition = %self.ctx.partition, code = ?e.code, "sync state expired; re-baselining");
         // One commit records the rebaseline round (no cursor: a crash starts it again) and
         // makes the rows staged so far committed state, so the diff at the round's end sees them.
+        let abandoned = self.round.seen.take();
         self.round =
             RoundInfo { kind: RoundKind::Rebaseline, started_seq, pages: 0, scope: self.round.scope.clone(), seen: SeenLog::for_round(RoundKind::Rebaseline) };
         self.baseline_known = None;
@@ -152,7 +153,18 @@ impl PartitionWriter {
         self.report.rebaselines += 1;
         self.ctx.progress.emit(ProgressEvent::Rebaselined { mailbox_id: self.ctx.partition.mailbox_id.clone(), stream: self.ctx.partition.stream });
         self.last_link = None;
-        self.commit(None, true).await
+        self.commit(None, true).await?;
+        // A rebaseline that restarted leaves its old seen log behind: no record names it now.
+        self.remove_seen_log(abandoned.as_ref()).await;
+        Ok(())
+    }
+
+    /// Remove a seen log no record needs any more (best effort: an unreferenced log is never read).
+    async fn remove_seen_log(&self, log: Option<&SeenLog>) {
+        let Some(log) = log else { return };
+        if let Err(e) = self.ctx.lake.delete_round_files(&self.ctx.partition, &log.files).await {
+            tracing::warn!(partition = %self.ctx.partition, error = %e, "could not remove a rebaseline's seen log; it is no longer used and harmless");
+        }
     }
 
     /// Stage one page; commit when due. `Some` when the write stage is done.
@@ -330,11 +342,7 @@ impl PartitionWriter {
         }
         self.commit(Some(delta), false).await?;
         // The round is complete: its seen log is no longer needed.
-        if let Some(log) = &self.round.seen
-            && let Err(e) = self.ctx.lake.delete_round_files(&self.ctx.partition, &log.files).await
-        {
-            tracing::warn!(partition = %self.ctx.partition, error = %e, "could not remove a finished rebaseline's seen log; it is unused and harmless");
-        }
+        self.remove_seen_log(self.round.seen.as_ref()).await;
         Ok(())
     }
 
