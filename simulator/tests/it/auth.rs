@@ -45,56 +45,49 @@ async fn client_credentials_good_and_bad_secret() {
 
     // Unknown tenant, unknown client, bad scope.
     let url = format!("{}/nope/oauth2/v2.0/token", env.sim.url());
-    let v: Value = env
-        .http
-        .post(url)
-        .form(&[
+    let v: Value = post_form(
+        &env.http,
+        url,
+        &[
             ("grant_type", "client_credentials"),
             ("client_id", &env.sim.client_id()),
             ("client_secret", &env.sim.client_secret()),
             ("scope", "https://graph.microsoft.com/.default"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(v["error_codes"][0], 90002);
-    let v: Value = env
-        .http
-        .post(env.token_url())
-        .form(&[
+    let v: Value = post_form(
+        &env.http,
+        env.token_url(),
+        &[
             ("grant_type", "client_credentials"),
             ("client_id", "00000000-0000-0000-0000-000000000001"),
             ("client_secret", "x"),
             ("scope", "https://graph.microsoft.com/.default"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(v["error"], "unauthorized_client");
     assert_eq!(v["error_codes"][0], 700016);
-    let v: Value = env
-        .http
-        .post(env.token_url())
-        .form(&[
+    let v: Value = post_form(
+        &env.http,
+        env.token_url(),
+        &[
             ("grant_type", "client_credentials"),
             ("client_id", &env.sim.client_id()),
             ("client_secret", &env.sim.client_secret()),
             ("scope", "https://graph.microsoft.com/Mail.Read"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(v["error"], "invalid_scope");
     assert_eq!(v["error_codes"][0], 70011);
+}
+
+/// POST a form and read the JSON answer.
+async fn post_form(http: &reqwest::Client, url: impl reqwest::IntoUrl, form: &[(&str, &str)]) -> Value {
+    http.post(url).form(form).send().await.unwrap().json().await.unwrap()
 }
 
 fn pkce() -> (String, String) {
