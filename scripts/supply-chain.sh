@@ -13,6 +13,10 @@ if ! cargo deny --version 2>/dev/null | grep -qF "$DENY_VERSION"; then
   cargo install cargo-deny --locked --version "$DENY_VERSION"
 fi
 
+# cargo-deny reads `cargo metadata --frozen`, which needs every package of Cargo.lock on disk,
+# for every target platform (builds here fetch only the host's).
+cargo fetch --locked
+
 src=${OUTLAKE_ADVISORY_DB:-../shared/advisory-db}
 if [ ! -d "$src" ]; then
   echo "error: advisory database snapshot not found at $src (set OUTLAKE_ADVISORY_DB)" >&2
