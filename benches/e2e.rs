@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use common::*;
 use futures::StreamExt;
-use outlake_simulator::{ReplayMode, SimConfig};
+use outlake_simulator::ReplayMode;
 
 const DLT_RECORDS_PER_SEC: f64 = 7_400.0;
 
@@ -37,15 +37,7 @@ fn main() {
     let dir = bench_dir();
     println!("lakes under {}", dir.path().display());
 
-    let cfg = SimConfig {
-        users: mailboxes + 1,
-        messages_per_mailbox: messages,
-        events_per_mailbox: 0,
-        page_cap: 1000,
-        requests_per_window: 1_000_000,
-        max_in_flight: 64,
-        ..SimConfig::default()
-    };
+    let cfg = bench_world(mailboxes + 1, messages);
     let host = SimHost::start(cfg);
     let sim = host.sim();
 

@@ -17,7 +17,6 @@ use std::path::Path;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Int64Type;
 use common::*;
-use outlake_simulator::SimConfig;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 fn main() {
@@ -25,15 +24,7 @@ fn main() {
     let changes = env_usize("OUTLAKE_BENCH_CHANGES", 700);
     println!("rebaseline: 1 mailbox × {messages} messages, {changes} changes of each kind between the runs; {}", machine());
     let dir = bench_dir();
-    let cfg = SimConfig {
-        users: 1,
-        messages_per_mailbox: messages,
-        events_per_mailbox: 0,
-        page_cap: 1000,
-        requests_per_window: 1_000_000,
-        max_in_flight: 64,
-        ..SimConfig::default()
-    };
+    let cfg = bench_world(1, messages);
     let host = SimHost::start(cfg);
     let sim = host.sim();
     let mailbox = sim.mailbox_ids()[0].clone();

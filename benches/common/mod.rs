@@ -307,3 +307,17 @@ pub fn run_outlake(config: &Path, dir: &Path, label: &str) -> Run {
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("report json");
     Run { wall, max_rss_kib: hwm_kib, user_cpu: tv(ru.ru_utime), sys_cpu: tv(ru.ru_stime), report }
 }
+
+/// A simulator world of `users` mailboxes of `messages` messages, no events, full pages and no
+/// throttling: the shape the throughput and memory benches share.
+pub fn bench_world(users: usize, messages: usize) -> SimConfig {
+    SimConfig {
+        users,
+        messages_per_mailbox: messages,
+        events_per_mailbox: 0,
+        page_cap: 1000,
+        requests_per_window: 1_000_000,
+        max_in_flight: 64,
+        ..SimConfig::default()
+    }
+}

@@ -155,6 +155,13 @@ async fn faulty_lake(root: &Path, broken: Arc<Mutex<Option<PartitionKey>>>, riva
     Arc::new(Faulty { inner: Arc::new(inner), broken, rival, rival_commits: AtomicUsize::new(0) })
 }
 
+/// What was committed is intact: a run without faults ends in the simulator's truth.
+async fn a_clean_run_catches_up(sim: &Simulator, lake: DynLake, root: &Path) {
+    let rep = super::support::run_in_process(sim, lake, Default::default(), Progress::none()).await;
+    assert_eq!(rep.outcome(), RunOutcome::Ok, "{rep:#?}");
+    assert_lake_equals_truth(root, &sim.truth());
+}
+
 fn failures(rep: &RunReport) -> Vec<(FailureKind, String)> {
     rep.failures().map(|(_, _, f)| (f.kind, f.message.clone())).collect()
 }
@@ -174,10 +181,7 @@ async fn a_panicking_fetch_fails_its_partition_and_the_run_is_partial() {
     assert!(got[0].1.contains("panicked (injected panic in normalization)"), "{}", got[0].1);
     assert_eq!(rep.outcome(), RunOutcome::Partial, "the binary exits 3");
     assert_eq!(rep.failed_mailboxes().count(), 1);
-    // What was committed is intact: a clean run catches up exactly.
-    let rep = super::support::run_in_process(&sim, lake, Default::default(), Progress::none()).await;
-    assert_eq!(rep.outcome(), RunOutcome::Ok, "{rep:#?}");
-    assert_lake_equals_truth(&root, &sim.truth());
+    a_clean_run_catches_up(&sim, lake, &root).await;
     sim.shutdown().await;
 }
 
@@ -196,9 +200,7 @@ async fn a_commit_that_fails_after_a_fetch_failure_is_reported_with_it() {
     assert!(got[0].1.contains("injected: retries exhausted"), "{}", got[0].1);
     assert!(got[0].1.contains("then committing the pages fetched before it failed too: injected: the store refused"), "{}", got[0].1);
     assert_eq!(rep.outcome(), RunOutcome::Partial);
-    let rep = super::support::run_in_process(&sim, lake, Default::default(), Progress::none()).await;
-    assert_eq!(rep.outcome(), RunOutcome::Ok, "{rep:#?}");
-    assert_lake_equals_truth(&root, &sim.truth());
+    a_clean_run_catches_up(&sim, lake, &root).await;
     sim.shutdown().await;
 }
 

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::budget::PageLease;
 use crate::keys::{Fingerprint, Fingerprinter, KeyIndex, decode_fingerprints, encode_fingerprints};
-use crate::lake::{DynLake, StagedWriter};
+use crate::lake::{DynLake, LakeError, StagedWriter};
 use crate::model::{Cursor, Page, PartitionKey, PartitionState, RoundInfo, RoundKind, SeenLog, Stream};
 use crate::progress::{Progress, ProgressEvent};
 use crate::scope::MessageScope;
@@ -124,15 +124,11 @@ impl PartitionWriter {
         }
         match self.commit_staged().await {
             Ok(()) => cause,
-            Err(PartitionError::Lake(commit)) => PartitionError::CommitAfterFailure { cause: Box::new(cause), commit },
-            Err(other) => PartitionError::CommitAfterFailure {
-                cause: Box::new(cause),
-                commit: crate::lake::LakeError::new(crate::lake::LakeErrorKind::Storage, None, other.to_string()),
-            },
+            Err(commit) => PartitionError::CommitAfterFailure { cause: Box::new(cause), commit },
         }
     }
 
-    async fn commit_staged(&mut self) -> Result<(), PartitionError> {
+    async fn commit_staged(&mut self) -> Result<(), LakeError> {
         if self.pages_since_commit > 0 {
             let cursor = self.last_link.clone();
             self.commit(cursor, false).await?;
@@ -348,7 +344,7 @@ impl PartitionWriter {
 
     /// Commit the staged files at `cursor`. Without a cursor the partition needs a rebaseline
     /// (the round restarted after a 410, or a rebaseline's last page was its first).
-    async fn commit(&mut self, cursor: Option<Cursor>, rebaselined: bool) -> Result<(), PartitionError> {
+    async fn commit(&mut self, cursor: Option<Cursor>, rebaselined: bool) -> Result<(), LakeError> {
         let files = self.writer.finish().await?;
         self.buffer_lease.hold_buffered(0);
         // A rebaseline mid-round records what it returned since the last commit (its seen log)
