@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, HashSet};
 
 #[cfg(test)]
 use crate::model::SeenLog;
-use crate::model::{Checkpoint, Cursor, PartitionKey, PartitionState, RoundInfo, RoundKind, RoundScope, Stream};
+use crate::model::{Checkpoint, Cursor, PartitionKey, PartitionState, RoundInfo, RoundScope, Stream};
 
 /// Where a partition's folder stands this run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,18 +78,6 @@ pub enum Action {
     Retire,
 }
 
-impl Action {
-    /// The kind of round this action starts, when it starts one (`Resume` keeps its round).
-    pub fn new_round_kind(&self) -> Option<RoundKind> {
-        match self {
-            Action::Baseline => Some(RoundKind::Baseline),
-            Action::Rebaseline(_) => Some(RoundKind::Rebaseline),
-            Action::Incremental { .. } => Some(RoundKind::Incremental),
-            _ => None,
-        }
-    }
-}
-
 /// The action for one partition. Pure: the same inputs always give the same action.
 pub fn plan_partition(previous: Option<&Checkpoint>, membership: Membership, scope: &RoundScope) -> Action {
     let Some(cp) = previous else {
@@ -132,15 +120,18 @@ pub fn message_memberships(existing: &[Checkpoint], present: &HashSet<String>, s
     out
 }
 
-/// The plan of a mailbox's messages partitions: (partition, action) for every folder that has
-/// something to do, in [`message_memberships`] order.
-pub fn plan_messages(
-    mailbox_id: &str,
-    existing: &[Checkpoint],
-    present: &HashSet<String>,
-    selected: &[String],
-    scope: &RoundScope,
-) -> Vec<(PartitionKey, Action)> {
+/// One messages partition's plan: where its folder stands, and what it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedPartition {
+    pub partition: PartitionKey,
+    pub membership: Membership,
+    pub action: Action,
+}
+
+/// The plan of a mailbox's messages partitions, for every folder that has something to do, in
+/// [`message_memberships`] order. The runner re-plans each one with its freshly loaded
+/// checkpoint ([`plan_partition`]) and the membership decided here.
+pub fn plan_messages(mailbox_id: &str, existing: &[Checkpoint], present: &HashSet<String>, selected: &[String], scope: &RoundScope) -> Vec<PlannedPartition> {
     message_memberships(existing, present, selected)
         .into_iter()
         .filter_map(|(folder, membership)| {
@@ -148,7 +139,7 @@ pub fn plan_messages(
             let previous = existing.iter().find(|c| c.partition == part);
             match plan_partition(previous, membership, scope) {
                 Action::Nothing => None,
-                action => Some((part, action)),
+                action => Some(PlannedPartition { partition: part, membership, action }),
             }
         })
         .collect()
@@ -254,15 +245,6 @@ mod tests {
     }
 
     #[test]
-    fn new_round_kinds() {
-        assert_eq!(Action::Baseline.new_round_kind(), Some(Baseline));
-        assert_eq!(Action::Rebaseline(R::Requested).new_round_kind(), Some(Rebaseline));
-        assert_eq!(Action::Incremental { link: delta().unwrap() }.new_round_kind(), Some(Incremental));
-        assert_eq!(Action::Resume { link: next().unwrap(), round: cp(Syncing, next(), Baseline, RoundScope::default()).round }.new_round_kind(), None);
-        assert_eq!(Action::Park.new_round_kind(), None);
-    }
-
-    #[test]
     fn memberships_cover_selected_excluded_and_gone_folders() {
         let none = RoundScope::default();
         let existing = vec![
@@ -291,11 +273,15 @@ mod tests {
         ];
         let present: HashSet<String> = ["kept", "parked", "new"].map(String::from).into();
         let selected = vec!["kept".to_string(), "new".to_string()];
-        let plan: Vec<(String, Action)> =
-            plan_messages("m", &existing, &present, &selected, &none).into_iter().map(|(p, a)| (p.folder_id.unwrap(), a)).collect();
+        let plan: Vec<(String, Membership, Action)> =
+            plan_messages("m", &existing, &present, &selected, &none).into_iter().map(|p| (p.partition.folder_id.unwrap(), p.membership, p.action)).collect();
         assert_eq!(
             plan,
-            vec![("kept".into(), Action::Incremental { link: delta().unwrap() }), ("new".into(), Action::Baseline), ("deleted".into(), Action::Retire),]
+            vec![
+                ("kept".into(), Selected, Action::Incremental { link: delta().unwrap() }),
+                ("new".into(), Selected, Action::Baseline),
+                ("deleted".into(), Gone, Action::Retire),
+            ]
         );
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::stream::{self, StreamExt};
 
 use crate::model::{Mailbox, PartitionKey, Stream};
-use crate::plan::{Action, Membership, plan_messages};
+use crate::plan::{Action, plan_messages};
 use crate::progress::ProgressEvent;
 use crate::scope::FolderNode;
 
@@ -60,8 +60,8 @@ impl Runner {
             // parked and now back in scope).
             let items: u64 = plan
                 .iter()
-                .filter(|(_, a)| matches!(a, Action::Baseline | Action::Rebaseline(crate::plan::RebaselineReason::BackInScope)))
-                .filter_map(|(p, _)| p.folder_id.as_ref().and_then(|f| folders.get(f)).and_then(|k| k.item_count))
+                .filter(|p| matches!(p.action, Action::Baseline | Action::Rebaseline(crate::plan::RebaselineReason::BackInScope)))
+                .filter_map(|p| p.partition.folder_id.as_ref().and_then(|f| folders.get(f)).and_then(|k| k.item_count))
                 .map(|n| n.max(0) as u64)
                 .sum();
             if items > 0 {
@@ -69,31 +69,19 @@ impl Runner {
             }
         }
 
-        let wanted: HashSet<&str> = selected.iter().map(String::as_str).collect();
-        let membership = |p: &PartitionKey| {
-            let f = p.folder_id.as_deref().unwrap_or_default();
-            if wanted.contains(f) {
-                Membership::Selected
-            } else if present.contains(f) {
-                Membership::Excluded
-            } else {
-                Membership::Gone
-            }
-        };
-        let (removals, rounds): (Vec<_>, Vec<_>) = plan.into_iter().partition(|(_, a)| matches!(a, Action::Park | Action::Retire));
-        for (part, _) in removals {
-            let m = membership(&part);
-            let outcome = self.clone().run_partition(mb, part.clone(), m).await;
-            run.absorb(&part, outcome)?;
+        let (removals, rounds): (Vec<_>, Vec<_>) = plan.into_iter().partition(|p| matches!(p.action, Action::Park | Action::Retire));
+        for p in removals {
+            let outcome = self.clone().run_partition(mb, p.partition.clone(), p.membership).await;
+            run.absorb(&p.partition, outcome)?;
         }
         let this = self.clone();
-        let outcomes: Vec<(PartitionKey, PartitionOutcome)> = stream::iter(rounds.into_iter().map(|(part, _)| (membership(&part), part)))
-            .map(|(m, part)| {
+        let outcomes: Vec<(PartitionKey, PartitionOutcome)> = stream::iter(rounds)
+            .map(|p| {
                 let this = this.clone();
                 let mb = mb.clone();
                 async move {
-                    let outcome = this.run_partition(&mb, part.clone(), m).await;
-                    (part, outcome)
+                    let outcome = this.run_partition(&mb, p.partition.clone(), p.membership).await;
+                    (p.partition, outcome)
                 }
             })
             .buffer_unordered(self.settings.max_concurrent_per_mailbox.max(1))
