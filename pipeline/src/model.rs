@@ -32,24 +32,35 @@ pub mod columns {
     pub const OP_DELETE: &str = "delete";
 }
 
-/// The three output tables. `as_str` is the table folder name and the config spelling.
+/// The output tables. `as_str` is the table folder name and the config spelling.
+///
+/// `mail_folders`, `messages` and `events` are delta streams (a cursor per partition);
+/// `calendars` is a listing: Graph has no delta for it, so it is listed whole every run and
+/// compared with what the output holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stream {
     MailFolders,
     Messages,
     Events,
+    Calendars,
 }
 
 impl Stream {
-    pub const ALL: [Stream; 3] = [Stream::MailFolders, Stream::Messages, Stream::Events];
+    pub const ALL: [Stream; 4] = [Stream::MailFolders, Stream::Messages, Stream::Events, Stream::Calendars];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Stream::MailFolders => "mail_folders",
             Stream::Messages => "messages",
             Stream::Events => "events",
+            Stream::Calendars => "calendars",
         }
+    }
+
+    /// Partitions of this stream hold a Graph delta cursor (every stream but `calendars`).
+    pub fn is_delta(self) -> bool {
+        self != Stream::Calendars
     }
 
     pub fn parse(s: &str) -> Option<Stream> {
@@ -85,7 +96,9 @@ impl Mailbox {
 pub struct PartitionKey {
     pub mailbox_id: String,
     pub stream: Stream,
-    /// The folder id for `messages`; `None` for `mail_folders` and `events`.
+    /// The folder id for `messages`, the calendar id for `events`; `None` for `mail_folders`,
+    /// `calendars`, and the single events partition of lakes written before events were
+    /// partitioned per calendar.
     pub folder_id: Option<String>,
 }
 
@@ -275,6 +288,24 @@ pub struct RoundScope {
     /// `source.received_after` (messages only): messages received before it are not kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub received_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// `events`: the calendarView window the round's links were created with. A window that
+    /// rolled (or was changed in the config) re-baselines the partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar_window: Option<CalendarWindow>,
+}
+
+/// A calendarView window: events that overlap `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CalendarWindow {
+    pub start: chrono::DateTime<chrono::Utc>,
+    pub end: chrono::DateTime<chrono::Utc>,
+}
+
+impl fmt::Display for CalendarWindow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let day = |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        write!(f, "{} … {}", day(self.start), day(self.end))
+    }
 }
 
 /// Bookkeeping of the round a partition is in, carried by every commit.

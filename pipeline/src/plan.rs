@@ -183,7 +183,7 @@ mod tests {
         Some(Cursor::Delta("https://g/delta".into()))
     }
     fn after(day: u32) -> RoundScope {
-        RoundScope { received_after: Some(chrono::DateTime::from_timestamp(i64::from(day) * 86_400, 0).unwrap()) }
+        RoundScope { received_after: Some(chrono::DateTime::from_timestamp(i64::from(day) * 86_400, 0).unwrap()), ..RoundScope::default() }
     }
 
     use Membership::{Excluded, Gone, Selected};

@@ -165,7 +165,7 @@ pub struct MessageScope {
 impl MessageScope {
     /// The part of a round's [`RoundScope`] this setting decides.
     pub fn round_scope(&self) -> RoundScope {
-        RoundScope { received_after: self.received_after }
+        RoundScope { received_after: self.received_after, ..RoundScope::default() }
     }
 
     /// A mask keeping delete rows and upserts received at or after `received_after`; `None`

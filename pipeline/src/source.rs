@@ -81,6 +81,27 @@ pub struct MailboxListing {
     pub failed: Vec<(String, SourceError)>,
 }
 
+/// One calendar of a mailbox, as the calendars listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarInfo {
+    pub id: String,
+    pub name: String,
+    /// `owner.address`; the mailbox's own calendars carry the mailbox's address.
+    pub owner_address: Option<String>,
+    pub is_default: bool,
+    pub change_key: Option<String>,
+}
+
+/// A mailbox's calendars, listed whole (Graph has no delta for calendars).
+#[derive(Debug, Clone)]
+pub struct CalendarListing {
+    /// In the order Graph listed them.
+    pub calendars: Vec<CalendarInfo>,
+    /// One upsert row per calendar, in the `calendars` table's schema and the same order, `_seq`
+    /// drawn in that order.
+    pub batch: RecordBatch,
+}
+
 #[async_trait]
 pub trait Source: Send + Sync + 'static {
     /// Resolve the configured mailboxes ("all" pages the directory; a list is resolved by id or
@@ -90,6 +111,12 @@ pub trait Source: Send + Sync + 'static {
     /// Fetch one page of a partition's round and normalize it. `_seq` values are drawn from
     /// `seq` in the order items appear on the page.
     async fn fetch_page(&self, mailbox: &Mailbox, partition: &PartitionKey, request: &PageRequest, seq: &SeqGen, run_id: &str) -> Result<Page, SourceError>;
+
+    /// List a mailbox's calendars (following nextLinks), normalized into `calendars` rows.
+    async fn calendars(&self, mailbox: &Mailbox, seq: &SeqGen, run_id: &str) -> Result<CalendarListing, SourceError> {
+        let _ = (mailbox, seq, run_id);
+        Err(SourceError::new(SourceErrorKind::Fatal, None, "this source does not list calendars"))
+    }
 
     /// Delete rows (key columns set, everything else null) for the given ids of a partition.
     fn delete_rows(&self, partition: &PartitionKey, ids: &[String], seq: &SeqGen, run_id: &str) -> RecordBatch;

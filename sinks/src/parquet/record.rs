@@ -143,7 +143,7 @@ impl CheckpointV1 {
             seq: self.seq,
             state,
             cursor: if state == PartitionState::Syncing { self.cursor } else { None },
-            round: RoundInfo { kind, started_seq: self.round.started_seq, pages: self.round.pages, scope: RoundScope { received_after }, seen: None },
+            round: RoundInfo { kind, started_seq: self.round.started_seq, pages: self.round.pages, scope: RoundScope { received_after, calendar_window: None }, seen: None },
             high_water_seq: self.round.started_seq,
             files: self.files,
             run_id: self.run_id,
