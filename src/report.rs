@@ -50,6 +50,8 @@ pub fn write_json(rep: &RunReport, path: &Path) -> std::io::Result<()> {
         "bytes": rep.total(|s| s.bytes),
         "filtered": rep.total(|s| s.filtered),
         "folders_excluded": rep.total(|s| s.folders_excluded),
+        "calendars_excluded": rep.total(|s| s.calendars_excluded),
+        "window_rollovers": rep.total(|s| s.window_rollovers),
         "requests": rep.mailboxes.iter().map(|m| m.requests).sum::<u64>(),
         "throttled": rep.mailboxes.iter().map(|m| m.throttled).sum::<u64>(),
         "retries": rep.mailboxes.iter().map(|m| m.retries).sum::<u64>(),
@@ -80,6 +82,12 @@ pub fn write_prometheus(rep: &RunReport, path: &Path) -> std::io::Result<()> {
     metric("outlake_rows_deleted", "Delete rows committed in the last run.", "gauge", per_stream(&|r| r.deletes));
     metric("outlake_rows_filtered", "Messages left out by received_after in the last run.", "gauge", per_stream(&|r| r.filtered));
     metric("outlake_rebaselines", "Rounds restarted without a token in the last run.", "gauge", per_stream(&|r| r.rebaselines));
+    metric(
+        "outlake_window_rollovers",
+        "Events partitions re-baselined in the last run because the calendar window moved.",
+        "gauge",
+        per_stream(&|r| r.window_rollovers),
+    );
     let per_mailbox = |f: &dyn Fn(&outlake_pipeline::runner::MailboxReport) -> f64| -> Vec<(String, f64)> {
         rep.mailboxes.iter().filter(|m| m.status != MailboxStatus::Skipped).map(|m| (format!("{{mailbox=\"{}\"}}", esc(&m.mailbox_id)), f(m))).collect()
     };

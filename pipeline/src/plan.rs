@@ -1,7 +1,9 @@
 //! The planner: what each partition does this run, decided without I/O.
 //!
-//! Input: the committed checkpoints, where each partition's folder stands against the folder
-//! tree and the folder scope ([`Membership`]), and the configured [`RoundScope`]. Output: one
+//! Input: the committed checkpoints, where each partition's container (a folder for
+//! `messages`, a calendar for `events`) stands against the folder tree or the calendar listing
+//! and the scope ([`Membership`]), and the configured [`RoundScope`] (`received_after` for
+//! messages, the calendar window for events: a window that rolled is a changed scope). Output: one
 //! [`Action`] per partition. The runner carries the actions out; it makes no decision of its
 //! own about a partition's lifecycle. Every row of the table below has a test.
 //!
@@ -103,24 +105,28 @@ pub fn plan_partition(previous: Option<&Checkpoint>, membership: Membership, sco
     }
 }
 
-/// Where every messages partition of a mailbox stands: the folders `selected` by the scope
-/// (from the folders `present` in the tree), and every folder that has a committed partition.
-/// Folders in `selected` come first, in their order; then the others, sorted.
-pub fn message_memberships(existing: &[Checkpoint], present: &HashSet<String>, selected: &[String]) -> Vec<(String, Membership)> {
+/// Where every partition of a per-container stream of a mailbox stands — `messages` (one
+/// partition per folder) or `events` (one per calendar): the containers `selected` by the scope
+/// (from those `present` in the folder tree or the calendar listing), and every container that
+/// has a committed partition of `stream`. Selected containers come first, in their order; then
+/// the others, sorted. A committed partition without a container (the single events partition
+/// of lakes written before events were partitioned per calendar) is `Gone`: it is retired, its
+/// rows deleted, and the per-calendar partitions take over.
+pub fn memberships(stream: Stream, existing: &[Checkpoint], present: &HashSet<String>, selected: &[String]) -> Vec<(Option<String>, Membership)> {
     let wanted: HashSet<&str> = selected.iter().map(String::as_str).collect();
-    let mut out: Vec<(String, Membership)> = selected.iter().map(|f| (f.clone(), Membership::Selected)).collect();
-    let others: BTreeMap<&str, Membership> = existing
+    let mut out: Vec<(Option<String>, Membership)> = selected.iter().map(|f| (Some(f.clone()), Membership::Selected)).collect();
+    let others: BTreeMap<Option<&str>, Membership> = existing
         .iter()
-        .filter(|c| c.partition.stream == Stream::Messages)
-        .filter_map(|c| c.partition.folder_id.as_deref())
-        .filter(|f| !wanted.contains(f))
-        .map(|f| (f, if present.contains(f) { Membership::Excluded } else { Membership::Gone }))
+        .filter(|c| c.partition.stream == stream)
+        .map(|c| c.partition.folder_id.as_deref())
+        .filter(|f| !f.is_some_and(|f| wanted.contains(f)))
+        .map(|f| (f, if f.is_some_and(|f| present.contains(f)) { Membership::Excluded } else { Membership::Gone }))
         .collect();
-    out.extend(others.into_iter().map(|(f, m)| (f.to_string(), m)));
+    out.extend(others.into_iter().map(|(f, m)| (f.map(str::to_string), m)));
     out
 }
 
-/// One messages partition's plan: where its folder stands, and what it does.
+/// One partition's plan: where its container stands, and what it does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedPartition {
     pub partition: PartitionKey,
@@ -128,14 +134,14 @@ pub struct PlannedPartition {
     pub action: Action,
 }
 
-/// The plan of a mailbox's messages partitions, for every folder that has something to do, in
-/// [`message_memberships`] order. The runner re-plans each one with its freshly loaded
-/// checkpoint ([`plan_partition`]) and the membership decided here.
-pub fn plan_messages(mailbox_id: &str, existing: &[Checkpoint], present: &HashSet<String>, selected: &[String], scope: &RoundScope) -> Vec<PlannedPartition> {
-    message_memberships(existing, present, selected)
+/// The plan of a mailbox's partitions of `stream` (`messages` or `events`), for every container
+/// that has something to do, in [`memberships`] order. The runner re-plans each one with its
+/// freshly loaded checkpoint ([`plan_partition`]) and the membership decided here.
+pub fn plan_children(mailbox_id: &str, stream: Stream, existing: &[Checkpoint], present: &HashSet<String>, selected: &[String], scope: &RoundScope) -> Vec<PlannedPartition> {
+    memberships(stream, existing, present, selected)
         .into_iter()
-        .filter_map(|(folder, membership)| {
-            let part = PartitionKey::new(mailbox_id, Stream::Messages, Some(folder));
+        .filter_map(|(container, membership)| {
+            let part = PartitionKey::new(mailbox_id, stream, container);
             let previous = existing.iter().find(|c| c.partition == part);
             match plan_partition(previous, membership, scope) {
                 Action::Nothing => None,
@@ -256,9 +262,10 @@ mod tests {
         ];
         let present: HashSet<String> = ["kept", "left-scope", "new"].map(String::from).into();
         let selected = vec!["new".to_string(), "kept".to_string()];
+        let some = |s: &str| Some(s.to_string());
         assert_eq!(
-            message_memberships(&existing, &present, &selected),
-            vec![("new".into(), Selected), ("kept".into(), Selected), ("deleted".into(), Gone), ("left-scope".into(), Excluded),]
+            memberships(Stream::Messages, &existing, &present, &selected),
+            vec![(some("new"), Selected), (some("kept"), Selected), (some("deleted"), Gone), (some("left-scope"), Excluded),]
         );
     }
 
@@ -274,7 +281,7 @@ mod tests {
         let present: HashSet<String> = ["kept", "parked", "new"].map(String::from).into();
         let selected = vec!["kept".to_string(), "new".to_string()];
         let plan: Vec<(String, Membership, Action)> =
-            plan_messages("m", &existing, &present, &selected, &none).into_iter().map(|p| (p.partition.folder_id.unwrap(), p.membership, p.action)).collect();
+            plan_children("m", Stream::Messages, &existing, &present, &selected, &none).into_iter().map(|p| (p.partition.folder_id.unwrap(), p.membership, p.action)).collect();
         assert_eq!(
             plan,
             vec![
@@ -283,5 +290,44 @@ mod tests {
                 ("deleted".into(), Gone, Action::Retire),
             ]
         );
+    }
+
+    #[test]
+    fn the_legacy_events_partition_is_retired_when_calendars_take_over() {
+        let none = RoundScope::default();
+        let events = |folder: Option<&str>, state| Checkpoint {
+            partition: PartitionKey::new("m", Stream::Events, folder.map(str::to_string)),
+            ..cp(state, delta(), Incremental, none.clone())
+        };
+        let existing = vec![events(None, Syncing), events(Some("cal-a"), Syncing), cp_for("folder", Syncing, delta(), Incremental, none.clone())];
+        let present: HashSet<String> = ["cal-a", "cal-b"].map(String::from).into();
+        let selected = vec!["cal-a".to_string(), "cal-b".to_string()];
+        let plan: Vec<(Option<String>, Membership, Action)> =
+            plan_children("m", Stream::Events, &existing, &present, &selected, &none).into_iter().map(|p| (p.partition.folder_id, p.membership, p.action)).collect();
+        assert_eq!(
+            plan,
+            vec![
+                (Some("cal-a".into()), Selected, Action::Incremental { link: delta().unwrap() }),
+                (Some("cal-b".into()), Selected, Action::Baseline),
+                (None, Gone, Action::Retire),
+            ]
+        );
+        // Once retired, the legacy partition is left alone.
+        let existing = vec![events(None, Retired)];
+        assert!(plan_children("m", Stream::Events, &existing, &present, &[], &none).is_empty());
+    }
+
+    #[test]
+    fn a_rolled_calendar_window_rebaselines() {
+        let window = |m: u32| RoundScope {
+            calendar_window: Some(crate::model::CalendarWindow {
+                start: chrono::DateTime::from_timestamp(i64::from(m) * 30 * 86_400, 0).unwrap(),
+                end: chrono::DateTime::from_timestamp(i64::from(m + 24) * 30 * 86_400, 0).unwrap(),
+            }),
+            ..RoundScope::default()
+        };
+        let c = Checkpoint { partition: PartitionKey::new("m", Stream::Events, Some("cal".into())), ..cp(Syncing, delta(), Incremental, window(1)) };
+        assert_eq!(plan_partition(Some(&c), Selected, &window(1)), Action::Incremental { link: delta().unwrap() });
+        assert_eq!(plan_partition(Some(&c), Selected, &window(2)), Action::Rebaseline(R::ScopeChanged));
     }
 }

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use outlake_config::FolderPattern;
 
 use crate::model::{KeyState, Mailbox, RoundScope, columns};
-use crate::source::{Source, SourceError};
+use crate::source::{CalendarInfo, Source, SourceError};
 
 /// A folder as the `mail_folders` table holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +156,45 @@ fn names(p: &FolderPattern, chain: &[&FolderNode], well_known: &HashMap<String, 
     p.segments[0].matches(&chain[0].display_name) && rest_matches(0)
 }
 
+/// Which calendars of a mailbox get an events partition (`source.calendars`).
+#[derive(Debug, Clone, Default)]
+pub enum CalendarFilter {
+    /// The mailbox's own calendars (the default).
+    #[default]
+    Owned,
+    /// Every calendar the listing shows, those shared with the mailbox included.
+    All,
+    /// Calendars whose name one of the patterns matches (case-insensitive globs), whoever owns them.
+    Named(Vec<glob::Pattern>),
+}
+
+impl CalendarFilter {
+    /// The ids of the calendars this filter selects, in listing order.
+    ///
+    /// A calendar is the mailbox's own when its owner's address is the default calendar's owner
+    /// address or the mailbox's UPN (case-insensitive); a calendar without an owner address
+    /// counts as owned (Graph gives every calendar an owner; the rule only keeps a damaged
+    /// listing from dropping data).
+    pub fn select(&self, mailbox: &Mailbox, calendars: &[CalendarInfo]) -> Vec<String> {
+        let own: Vec<&str> =
+            calendars.iter().filter(|c| c.is_default).filter_map(|c| c.owner_address.as_deref()).chain(mailbox.upn.as_deref()).collect();
+        let owned = |c: &CalendarInfo| c.owner_address.as_deref().is_none_or(|a| own.iter().any(|o| o.eq_ignore_ascii_case(a)));
+        let named = |c: &CalendarInfo, patterns: &[glob::Pattern]| {
+            let opts = glob::MatchOptions { case_sensitive: false, ..Default::default() };
+            patterns.iter().any(|p| p.matches_with(&c.name, opts))
+        };
+        calendars
+            .iter()
+            .filter(|c| match self {
+                CalendarFilter::Owned => owned(c),
+                CalendarFilter::All => true,
+                CalendarFilter::Named(patterns) => named(c, patterns),
+            })
+            .map(|c| c.id.clone())
+            .collect()
+    }
+}
+
 /// Which messages are kept.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MessageScope {
@@ -251,6 +290,28 @@ mod tests {
         let sel = s.select(&tree(), &wk());
         assert_eq!(sel.unmatched, vec!["Inbx", "drafts"]);
         assert_eq!(s.well_known_names(), vec!["drafts", "inbox"]);
+    }
+
+    fn calendar(id: &str, name: &str, owner: Option<&str>, default: bool) -> CalendarInfo {
+        CalendarInfo { id: id.into(), name: name.into(), owner_address: owner.map(Into::into), is_default: default, change_key: None }
+    }
+
+    #[test]
+    fn calendar_filters_select_owned_all_and_named() {
+        let mb = Mailbox { id: "u1".into(), upn: Some("Megan@contoso.com".into()), via_me: false };
+        let listing = vec![
+            calendar("c1", "Calendar", Some("megan@contoso.com"), true),
+            calendar("c2", "Team", Some("MEGAN@contoso.com"), false),
+            calendar("c3", "Alex's calendar", Some("alex@contoso.com"), false),
+            calendar("c4", "Holidays", None, false),
+        ];
+        assert_eq!(CalendarFilter::Owned.select(&mb, &listing), vec!["c1", "c2", "c4"]);
+        assert_eq!(CalendarFilter::All.select(&mb, &listing), vec!["c1", "c2", "c3", "c4"]);
+        let named = CalendarFilter::Named(vec![glob::Pattern::new("team").unwrap(), glob::Pattern::new("alex*").unwrap()]);
+        assert_eq!(named.select(&mb, &listing), vec!["c2", "c3"]);
+        // Without a UPN, the default calendar's owner is the mailbox.
+        let by_id = Mailbox { upn: None, ..mb };
+        assert_eq!(CalendarFilter::Owned.select(&by_id, &listing), vec!["c1", "c2", "c4"]);
     }
 
     #[test]

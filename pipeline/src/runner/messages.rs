@@ -1,5 +1,5 @@
 //! The messages stream of one mailbox: read the folder tree back, apply the folder scope,
-//! plan every folder's partition ([`plan_messages`]), report the expected items of the
+//! plan every folder's partition ([`plan_children`]), report the expected items of the
 //! baselines, then carry out the plan — parks and retirements first, then the rounds, up to
 //! `max_concurrent_per_mailbox` at once.
 
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::stream::{self, StreamExt};
 
 use crate::model::{Mailbox, PartitionKey, Stream};
-use crate::plan::{Action, plan_messages};
+use crate::plan::{Action, plan_children};
 use crate::progress::ProgressEvent;
 use crate::scope::FolderNode;
 
@@ -54,7 +54,7 @@ impl Runner {
             selected = selection.selected;
         }
 
-        let plan = plan_messages(&mb.id, &existing, &present, &selected, &self.configured_scope(Stream::Messages));
+        let plan = plan_children(&mb.id, Stream::Messages, &existing, &present, &selected, &self.configured_scope(Stream::Messages));
         if !scope.is_everything() {
             // Progress: the items of selected folders about to be baselined (never synced, or
             // parked and now back in scope).

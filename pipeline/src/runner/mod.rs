@@ -2,7 +2,8 @@
 //!
 //! Contract:
 //! - Per mailbox, the folder tree is synced first, then each folder's messages (concurrently,
-//!   up to `max_concurrent_per_mailbox` partitions), then the calendar.
+//!   up to `max_concurrent_per_mailbox` partitions), then the calendars listing and each
+//!   selected calendar's events ([`calendars`]).
 //! - What each partition does is decided by the pure planner ([`crate::plan`]) from its
 //!   committed [`PartitionState`](crate::model::PartitionState), the folder tree, the folder
 //!   scope and the configured round scope; this module only carries the plan out.
@@ -20,6 +21,7 @@
 //!   commit ever recorded (its high-water mark), so a clock that steps back between runs cannot
 //!   make a later observation lose to an earlier one.
 
+mod calendars;
 mod commit;
 mod deletes;
 mod error;
@@ -39,10 +41,10 @@ use parking_lot::Mutex;
 
 use crate::budget::PageBudget;
 use crate::lake::{DynLake, LakeError};
-use crate::model::{Mailbox, PartitionKey, Stream};
+use crate::model::{CalendarWindow, Mailbox, PartitionKey, Stream};
 use crate::plan::Membership;
 use crate::progress::{Progress, ProgressEvent};
-use crate::scope::{FolderScope, MessageScope};
+use crate::scope::{CalendarFilter, FolderScope, MessageScope};
 use crate::seq::SeqGen;
 use crate::source::{DynSource, SourceError, SourceErrorKind};
 
@@ -91,6 +93,11 @@ pub struct RunSettings {
     pub folders: FolderScope,
     /// Which messages are kept.
     pub messages: MessageScope,
+    /// Which calendars get an events partition.
+    pub calendars: CalendarFilter,
+    /// The calendarView window in force for this run (resolved from the configured bounds and
+    /// the run's start); `None` leaves the window out of the events round scope.
+    pub calendar_window: Option<CalendarWindow>,
     /// Mailboxes to leave out, matched against the user id and the UPN.
     pub exclude_mailboxes: Vec<glob::Pattern>,
     /// Memory for normalized pages in flight (fetched, queued, being written), shared by all
@@ -205,10 +212,8 @@ impl Runner {
                     self.clone().run_messages(&mb, &mut run).await?;
                 }
             }
-            if wants(Stream::Events) && !self.stop.is_stopped() {
-                let part = PartitionKey::new(&mb.id, Stream::Events, None);
-                let outcome = self.clone().run_partition(&mb, part.clone(), Membership::Selected).await;
-                run.absorb(&part, outcome)?;
+            if (wants(Stream::Events) || wants(Stream::Calendars)) && !self.stop.is_stopped() {
+                self.clone().run_calendars_and_events(&mb, &mut run, wants(Stream::Events)).await?;
             }
             Ok(())
         }

@@ -35,7 +35,8 @@ impl Runner {
     pub(super) fn configured_scope(&self, stream: Stream) -> RoundScope {
         match stream {
             Stream::Messages => self.settings.messages.round_scope(),
-            Stream::MailFolders | Stream::Events => RoundScope::default(),
+            Stream::Events => RoundScope { calendar_window: self.settings.calendar_window, ..RoundScope::default() },
+            Stream::MailFolders | Stream::Calendars => RoundScope::default(),
         }
     }
 
@@ -48,12 +49,14 @@ impl Runner {
         };
         let action = plan_partition(previous.as_ref(), membership, &self.configured_scope(part.stream));
         tracing::debug!(partition = %part, ?action, "planned");
+        let rolled = window_rolled(previous.as_ref(), &action);
         let mut outcome = match action {
             Action::Nothing => return PartitionOutcome::default(),
             Action::Park | Action::Retire => self.remove(part, previous, action).await,
             _ => self.run_round(mb, part, previous, action).await,
         };
         outcome.report.duration_ms = t0.elapsed().as_millis() as u64;
+        outcome.report.window_rollovers = u64::from(rolled);
         outcome
     }
 
@@ -152,19 +155,21 @@ impl Runner {
             committer.commit(NewPosition { files, state, cursor: None, round: &round, rows, rebaselined: false }).await?;
             report.deletes = rows;
             report.commits = 1;
-            match state {
-                PartitionState::Parked => {
-                    tracing::info!(partition = %part, deletes = rows, "folder left include_folders / exclude_folders: wrote delete rows for its messages")
-                }
-                _ => tracing::info!(partition = %part, deletes = rows, "folder is gone: wrote delete rows for its messages"),
-            }
+            let why = match (part.stream, state, &part.folder_id) {
+                (Stream::Events, _, None) => "events are now synced per calendar: wrote delete rows for the single events partition of the earlier layout",
+                (Stream::Events, PartitionState::Parked, _) => "calendar left source.calendars: wrote delete rows for its events",
+                (Stream::Events, _, _) => "calendar is gone: wrote delete rows for its events",
+                (_, PartitionState::Parked, _) => "folder left include_folders / exclude_folders: wrote delete rows for its messages",
+                _ => "folder is gone: wrote delete rows for its messages",
+            };
+            tracing::info!(partition = %part, deletes = rows, "{why}");
             Ok(())
         }
         .await;
         PartitionOutcome { report, error: result.err() }
     }
 
-    fn committer(&self, part: &PartitionKey, previous: Option<Checkpoint>) -> Committer {
+    pub(super) fn committer(&self, part: &PartitionKey, previous: Option<Checkpoint>) -> Committer {
         Committer {
             lake: self.lake.clone(),
             partition: part.clone(),
@@ -175,9 +180,17 @@ impl Runner {
         }
     }
 
-    fn new_round(&self, part: &PartitionKey, kind: RoundKind) -> RoundInfo {
+    pub(super) fn new_round(&self, part: &PartitionKey, kind: RoundKind) -> RoundInfo {
         RoundInfo { kind, started_seq: self.seq.next(), pages: 0, scope: self.configured_scope(part.stream), seen: SeenLog::for_round(kind) }
     }
+}
+
+/// Whether the action re-baselines an events partition because its calendar window moved.
+fn window_rolled(previous: Option<&Checkpoint>, action: &Action) -> bool {
+    let Some(cp) = previous else { return false };
+    cp.partition.stream == Stream::Events
+        && matches!(action, Action::Rebaseline(crate::plan::RebaselineReason::ScopeChanged))
+        && cp.round.scope.calendar_window.is_some()
 }
 
 /// The text of a panic payload (`&str` or `String`), or a placeholder.

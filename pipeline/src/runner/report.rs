@@ -23,6 +23,11 @@ pub struct StreamReport {
     pub filtered: u64,
     /// Folders left out by `include_folders` / `exclude_folders` (messages stream).
     pub folders_excluded: u64,
+    /// Calendars left out by `source.calendars` (events stream).
+    pub calendars_excluded: u64,
+    /// Events partitions that started a new round because the calendar window moved (it rolled
+    /// into a new period, or the configured window changed).
+    pub window_rollovers: u64,
     pub bytes: u64,
     pub duration_ms: u64,
     /// One sentence per failed partition (the same as `failures[].message`).
@@ -43,6 +48,8 @@ impl StreamReport {
         self.malformed_items += other.malformed_items;
         self.filtered += other.filtered;
         self.folders_excluded += other.folders_excluded;
+        self.calendars_excluded += other.calendars_excluded;
+        self.window_rollovers += other.window_rollovers;
         self.bytes += other.bytes;
         self.duration_ms += other.duration_ms;
         self.errors.extend(other.errors.iter().cloned());
@@ -53,7 +60,8 @@ impl StreamReport {
 /// One partition that did not finish, and why.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PartitionFailure {
-    /// The folder id (messages partitions); `None` for `mail_folders` and `events`.
+    /// The folder id (messages partitions) or calendar id (events partitions); `None` for
+    /// `mail_folders`, `calendars` and the single events partition of earlier lakes.
     pub folder_id: Option<String>,
     pub kind: FailureKind,
     pub message: String,

@@ -1,10 +1,16 @@
 //! The bytes of a commit record, by format version.
 //!
-//! - **Version 2** (written): the JSON of [`Checkpoint`] with `"format_version": 2` first:
-//!   `partition`, `seq`, `state` (`syncing` | `needs_rebaseline` | `parked` | `retired`),
-//!   `cursor`, `round {kind: baseline|rebaseline|incremental, started_seq, pages, scope
-//!   {received_after?}, seen? {salt, files}}`, `high_water_seq`, `files`, `run_id`, `committed_at`, `total_rows`,
-//!   `rebaselines`.
+//! - **Version 3** (written): the JSON of [`Checkpoint`] with `"format_version": 3` first:
+//!   `partition {mailbox_id, stream, folder_id}`, `seq`, `state` (`syncing` | `needs_rebaseline`
+//!   | `parked` | `retired`), `cursor`, `round {kind: baseline|rebaseline|incremental,
+//!   started_seq, pages, scope {received_after?, calendar_window? {start, end}}, seen? {salt,
+//!   files}}`, `high_water_seq`, `files`, `run_id`, `committed_at`, `total_rows`,
+//!   `rebaselines`. New in 3: events partitions per calendar (`folder_id` is the calendar id),
+//!   the `calendars` listing partition (state `syncing`, never a cursor), and the calendar window
+//!   of an events round. Earlier releases refuse it (they would read a per-calendar partition as
+//!   something else).
+//! - **Version 2** (read only): the same fields without `calendar_window`; its one events
+//!   partition per mailbox has `folder_id: null`.
 //! - **Version 1** (read only, written by earlier releases): the state was implied by flags —
 //!   `retired: true` → retired; no cursor with `round.scope = "out_of_scope"` → parked; no cursor
 //!   otherwise → needs a rebaseline; `round {baseline, owes_deletes}` → the round kind;
@@ -20,10 +26,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{LakeError, corrupt};
 
 /// The version this build writes.
-pub const FORMAT_VERSION: u64 = 2;
+pub const FORMAT_VERSION: u64 = 3;
 
 /// Versions this build reads.
-pub const READABLE_VERSIONS: [u64; 2] = [1, 2];
+pub const READABLE_VERSIONS: [u64; 3] = [1, 2, 3];
 
 #[derive(Serialize)]
 struct RecordOut<'a> {
@@ -74,6 +80,7 @@ pub fn decode_record(url: &str, bytes: &[u8]) -> Result<Checkpoint, LakeError> {
     };
     match version {
         1 => serde_json::from_value::<CheckpointV1>(value).map_err(mismatch)?.upgrade(url),
+        // Version 3 only adds fields to version 2, each optional.
         _ => serde_json::from_value::<Checkpoint>(value).map_err(mismatch),
     }
 }

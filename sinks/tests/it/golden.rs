@@ -1,5 +1,5 @@
-//! Golden commit records: every checked-in version-2 record parses and re-encodes to the same
-//! bytes; version-1 records (earlier releases) are read with the state their flags implied; a
+//! Golden commit records: every checked-in version-3 record parses and re-encodes to the same
+//! bytes; version-2 records re-encode to the same bytes but the version; version-1 records (earlier releases) are read with the state their flags implied; a
 //! record of an unknown version is refused with `Corrupt`, naming the record.
 
 use std::path::PathBuf;
@@ -17,21 +17,48 @@ fn data(rel: &str) -> PathBuf {
 }
 
 #[test]
-fn v2_golden_records_parse_and_reencode_identically() {
+fn v3_golden_records_parse_and_reencode_identically() {
+    assert_eq!(format::FORMAT_VERSION, 3);
     let mut seen = 0;
-    for entry in std::fs::read_dir(data("commit-v2")).unwrap() {
+    for entry in std::fs::read_dir(data("commit-v3")).unwrap() {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
         let cp = format::decode_record(&path.display().to_string(), &bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(
             String::from_utf8(format::encode_record(&cp)).unwrap(),
             String::from_utf8(bytes).unwrap(),
-            "{} no longer round-trips: the v2 format changed",
+            "{} no longer round-trips: the v3 format changed",
             path.display()
         );
         seen += 1;
     }
+    assert!(seen >= 8, "golden records are missing");
+}
+
+/// Version 3 only adds optional fields: a version-2 record reads as the same checkpoint and
+/// re-encodes to the same bytes but for the version number.
+#[test]
+fn v2_golden_records_upgrade_to_v3_unchanged() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(data("commit-v2")).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
+        let cp = format::decode_record(&path.display().to_string(), bytes.as_bytes()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(cp.round.scope.calendar_window, None);
+        assert_eq!(String::from_utf8(format::encode_record(&cp)).unwrap(), bytes.replacen("\"format_version\": 2,", "\"format_version\": 3,", 1), "{}", path.display());
+        seen += 1;
+    }
     assert!(seen >= 5, "golden records are missing");
+}
+
+#[test]
+fn v3_golden_record_fields() {
+    let cp = decode("commit-v3/events-calendar-window-rolled.json");
+    assert_eq!((cp.partition.stream, cp.partition.folder_id.as_deref(), cp.round.kind), (Stream::Events, Some("AAMkAGI2TG93AAA="), RoundKind::Rebaseline));
+    let window = cp.round.scope.calendar_window.expect("a calendar window");
+    assert_eq!((window.start, window.end), ("2025-12-01T00:00:00Z".parse().unwrap(), "2027-12-01T00:00:00Z".parse().unwrap()));
+    let cp = decode("commit-v3/calendars-listing.json");
+    assert_eq!((cp.partition.stream, cp.state, cp.cursor), (Stream::Calendars, PartitionState::Syncing, None));
 }
 
 #[test]
