@@ -3,18 +3,45 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use outlake_config::{AuthKind, Config, Mailboxes};
+use outlake_config::{AuthKind, CalendarSelection, Config, Mailboxes};
 use outlake_connectors::{AuthMode, GraphOptions, GraphSource, MailboxSelection};
 use outlake_pipeline::lake::DynLake;
-use outlake_pipeline::model::Stream;
+use outlake_pipeline::model::{CalendarWindow, Stream};
 use outlake_pipeline::progress::Progress;
 use outlake_pipeline::runner::{Cancel, RunReport, RunSettings, Runner};
-use outlake_pipeline::scope::{FolderScope, MessageScope};
+use outlake_pipeline::scope::{CalendarFilter, FolderScope, MessageScope};
 use outlake_pipeline::seq::SeqGen;
 use outlake_pipeline::source::DynSource;
 use outlake_sinks::WriterSettings;
 
-pub fn graph_options(cfg: &Config) -> anyhow::Result<GraphOptions> {
+/// The instant a run computes its calendar window from: now, or `OUTLAKE_NOW` (an RFC 3339
+/// instant) when set — to see which window a rolling configuration gives on another day.
+pub fn run_now() -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    match std::env::var("OUTLAKE_NOW") {
+        Ok(v) => chrono::DateTime::parse_from_rfc3339(v.trim())
+            .map(|d| d.with_timezone(&chrono::Utc))
+            .map_err(|e| anyhow::anyhow!("OUTLAKE_NOW={v:?} is not an RFC 3339 instant ({e}); e.g. OUTLAKE_NOW=2027-01-15T00:00:00Z, or unset it")),
+        Err(_) => Ok(chrono::Utc::now()),
+    }
+}
+
+/// The calendarView window in force for a run that starts at `now`.
+pub fn calendar_window(cfg: &Config, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<CalendarWindow> {
+    let (start, end) = cfg.source.calendar_window.resolve(now).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(CalendarWindow { start, end })
+}
+
+/// Which calendars get an events partition.
+pub fn calendar_filter(cfg: &Config) -> CalendarFilter {
+    match &cfg.source.calendars {
+        CalendarSelection::Owned => CalendarFilter::Owned,
+        CalendarSelection::All => CalendarFilter::All,
+        CalendarSelection::Named(patterns) => CalendarFilter::Named(patterns.clone()),
+    }
+}
+
+/// Graph options for a run whose calendar window is `window`.
+pub fn graph_options(cfg: &Config, window: CalendarWindow) -> anyhow::Result<GraphOptions> {
     let s = &cfg.source;
     let l = &cfg.limits;
     let auth = match s.auth {
@@ -37,8 +64,8 @@ pub fn graph_options(cfg: &Config) -> anyhow::Result<GraphOptions> {
         },
         page_size: s.page_size,
         fetch_bodies: s.fetch_bodies,
-        calendar_start: s.calendar_start,
-        calendar_end: s.calendar_end,
+        calendar_start: window.start,
+        calendar_end: window.end,
         requests_per_window: l.requests_per_window,
         window: l.window,
         max_concurrent_per_mailbox: l.max_concurrent_per_mailbox,
@@ -66,7 +93,8 @@ pub fn streams(cfg: &Config) -> Vec<Stream> {
 /// Run one sync with the given progress sink and cancel flag.
 pub async fn sync_once(cfg: &Config, progress: Progress, cancel: Cancel) -> anyhow::Result<RunReport> {
     let lake = open_lake(cfg).await?;
-    let source: DynSource = Arc::new(GraphSource::new(graph_options(cfg)?).context("setting up the Graph client")?);
+    let window = calendar_window(cfg, run_now()?)?;
+    let source: DynSource = Arc::new(GraphSource::new(graph_options(cfg, window)?).context("setting up the Graph client")?);
     let floor = Runner::seq_floor(&lake).await.context("reading checkpoints")?;
     let run_id = uuid_like();
     let settings = RunSettings {
@@ -78,6 +106,8 @@ pub async fn sync_once(cfg: &Config, progress: Progress, cancel: Cancel) -> anyh
         max_concurrent_per_mailbox: cfg.limits.max_concurrent_per_mailbox as usize,
         folders: FolderScope { include: cfg.source.include_folders.clone(), exclude: cfg.source.exclude_folders.clone() },
         messages: MessageScope { received_after: cfg.source.received_after },
+        calendars: calendar_filter(cfg),
+        calendar_window: Some(window),
         exclude_mailboxes: cfg.source.exclude_mailboxes.clone(),
         page_budget_bytes: cfg.limits.max_buffered_bytes,
         // A message with the stored fields is about 2 KB on the wire and as much in Arrow.

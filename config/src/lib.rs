@@ -5,14 +5,18 @@
 //! - [`load`]: defaults → file → `OUTLAKE_<SECTION>__<KEY>` env → validate.
 //! - [`secret`]: `Secret`, a string that never prints.
 //! - [`folders`]: the folder path patterns of `include_folders` / `exclude_folders`.
+//! - [`calendar`]: `calendars` (which calendars) and the rolling calendarView window
+//!   (`calendar_start`, `calendar_end`, `calendar_roll`).
 //!
 //! No network, no storage: connectivity is checked by `outlake check`, not here.
+pub mod calendar;
 pub mod folders;
 pub mod load;
 pub mod raw;
 pub mod secret;
 pub mod validated;
 
+pub use calendar::{CalendarRoll, CalendarSelection, CalendarWindowConfig, OffsetUnit, WindowBound};
 pub use folders::FolderPattern;
 pub use load::{LoadError, load, load_raw};
 pub use secret::Secret;

@@ -50,8 +50,13 @@ pub struct RawSource {
     pub received_after: Option<String>,
     pub streams: Option<Vec<String>>,
     pub page_size: Option<i64>,
+    /// The calendarView window: an offset from now (`-365d`, `+18mo`), a date or an RFC 3339 timestamp.
     pub calendar_start: Option<String>,
     pub calendar_end: Option<String>,
+    /// How often a window with offsets moves: `month` (default), `week` or `day`.
+    pub calendar_roll: Option<String>,
+    /// `"owned"` (default), `"all"`, or a list of calendar names / globs.
+    pub calendars: Option<RawCalendars>,
     pub fetch_bodies: Option<bool>,
     pub redirect_uri: Option<String>,
     pub scopes: Option<RawScopes>,
@@ -63,6 +68,14 @@ pub struct RawSource {
 #[serde(untagged)]
 pub enum RawScopes {
     Spaced(String),
+    List(Vec<String>),
+}
+
+/// `calendars = "owned"` / `"all"`, or a list of calendar names and globs.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum RawCalendars {
+    Keyword(String),
     List(Vec<String>),
 }
 

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::Secret;
+use crate::calendar::{CalendarSelection, CalendarWindowConfig};
 use crate::folders::FolderPattern;
 use crate::raw::{RawConfig, RawMailboxes, RawScopes};
 
@@ -76,8 +77,10 @@ pub struct SourceConfig {
     /// In the order mail_folders, messages, events (deduplicated).
     pub streams: Vec<String>,
     pub page_size: u32,
-    pub calendar_start: DateTime<Utc>,
-    pub calendar_end: DateTime<Utc>,
+    /// The calendarView window as written; resolve it with [`CalendarWindowConfig::resolve`].
+    pub calendar_window: CalendarWindowConfig,
+    /// Which calendars of a mailbox to copy.
+    pub calendars: CalendarSelection,
     pub fetch_bodies: bool,
     pub redirect_uri: Url,
     pub scopes: Vec<String>,
@@ -126,7 +129,7 @@ pub struct ConfigError {
     pub example: String,
 }
 
-fn err(key: &str, problem: impl Into<String>, example: &str) -> ConfigError {
+pub(crate) fn err(key: &str, problem: impl Into<String>, example: &str) -> ConfigError {
     ConfigError { key: key.to_string(), problem: problem.into(), example: example.to_string() }
 }
 
@@ -265,18 +268,10 @@ pub fn validate(raw: &RawConfig, secrets: &dyn SecretFileReader) -> Result<Confi
     if !(1..=1000).contains(&page_size) {
         return Err(err("source.page_size", format!("{page_size} is outside 1..=1000"), "page_size = 1000"));
     }
-    let calendar_start = timestamp(s.calendar_start.as_deref(), "source.calendar_start", default_calendar_start())?;
-    let calendar_end = timestamp(s.calendar_end.as_deref(), "source.calendar_end", default_calendar_end())?;
-    if calendar_end <= calendar_start {
-        return Err(err("source.calendar_end", "must be after calendar_start", "calendar_end = \"2026-12-31T00:00:00Z\""));
-    }
-    if (calendar_end - calendar_start).num_days() > 1825 {
-        return Err(err(
-            "source.calendar_end",
-            "Graph's calendarView accepts at most 1825 days between calendar_start and calendar_end",
-            "calendar_start = \"2024-01-01T00:00:00Z\", calendar_end = \"2026-12-31T00:00:00Z\"",
-        ));
-    }
+    let calendar_window = CalendarWindowConfig::parse(s.calendar_start.as_deref(), s.calendar_end.as_deref(), s.calendar_roll.as_deref())?;
+    // A window that is invalid today is refused now rather than at the first calendarView request.
+    calendar_window.resolve(Utc::now())?;
+    let calendars = CalendarSelection::parse(s.calendars.as_ref())?;
 
     let redirect_uri = s.redirect_uri.as_deref().unwrap_or(DEFAULT_REDIRECT_URI);
     let redirect_uri = Url::parse(redirect_uri).map_err(|e| err("source.redirect_uri", format!("{redirect_uri:?} is not a URL: {e}"), DEFAULT_REDIRECT_URI))?;
@@ -342,8 +337,8 @@ pub fn validate(raw: &RawConfig, secrets: &dyn SecretFileReader) -> Result<Confi
             received_after,
             streams,
             page_size: page_size as u32,
-            calendar_start,
-            calendar_end,
+            calendar_window,
+            calendars,
             fetch_bodies: s.fetch_bodies.unwrap_or(false),
             redirect_uri,
             scopes,
@@ -373,17 +368,6 @@ pub fn validate(raw: &RawConfig, secrets: &dyn SecretFileReader) -> Result<Confi
     })
 }
 
-fn default_calendar_start() -> DateTime<Utc> {
-    // A year back from today, at midnight UTC.
-    let d = Utc::now().date_naive() - chrono::Days::new(365);
-    d.and_hms_opt(0, 0, 0).unwrap().and_utc()
-}
-
-fn default_calendar_end() -> DateTime<Utc> {
-    let d = Utc::now().date_naive() + chrono::Days::new(365);
-    d.and_hms_opt(0, 0, 0).unwrap().and_utc()
-}
-
 fn required(v: &Option<String>, key: &str, example: &str) -> Result<String, ConfigError> {
     match v {
         Some(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
@@ -407,27 +391,23 @@ fn seconds(v: Option<f64>, default: f64, key: &str, example: &str) -> Result<Dur
     Ok(Duration::from_secs_f64(v))
 }
 
-fn timestamp(v: Option<&str>, key: &str, default: DateTime<Utc>) -> Result<DateTime<Utc>, ConfigError> {
-    match v {
-        None => Ok(default),
-        Some(s) => DateTime::parse_from_rfc3339(s)
-            .map(|d| d.with_timezone(&Utc))
-            .map_err(|e| err(key, format!("{s:?} is not an RFC 3339 timestamp: {e}"), "\"2024-01-01T00:00:00Z\"")),
-    }
-}
-
 fn folder_patterns(v: &Option<Vec<String>>, key: &str, example: &str) -> Result<Vec<FolderPattern>, ConfigError> {
     v.iter().flatten().map(|p| FolderPattern::parse(p).map_err(|problem| err(key, problem, example))).collect()
 }
 
 /// An RFC 3339 timestamp, or a date (midnight UTC).
 fn date_or_timestamp(v: &str, key: &str) -> Result<DateTime<Utc>, ConfigError> {
-    if let Ok(d) = DateTime::parse_from_rfc3339(v) {
-        return Ok(d.with_timezone(&Utc));
-    }
-    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()).map_err(|_| {
+    parse_instant(v).ok_or_else(|| {
         err(key, format!("{v:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 timestamp"), "received_after = \"2024-01-01\" (or \"2024-01-01T00:00:00Z\")")
     })
+}
+
+/// An RFC 3339 timestamp, or a date `YYYY-MM-DD` meaning midnight UTC.
+pub(crate) fn parse_instant(v: &str) -> Option<DateTime<Utc>> {
+    if let Ok(d) = DateTime::parse_from_rfc3339(v) {
+        return Some(d.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").ok().map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
 }
 
 /// An entry with glob characters (`*`, `?`, `[`): a pattern rather than a name.

@@ -137,7 +137,14 @@ pub struct PlannedPartition {
 /// The plan of a mailbox's partitions of `stream` (`messages` or `events`), for every container
 /// that has something to do, in [`memberships`] order. The runner re-plans each one with its
 /// freshly loaded checkpoint ([`plan_partition`]) and the membership decided here.
-pub fn plan_children(mailbox_id: &str, stream: Stream, existing: &[Checkpoint], present: &HashSet<String>, selected: &[String], scope: &RoundScope) -> Vec<PlannedPartition> {
+pub fn plan_children(
+    mailbox_id: &str,
+    stream: Stream,
+    existing: &[Checkpoint],
+    present: &HashSet<String>,
+    selected: &[String],
+    scope: &RoundScope,
+) -> Vec<PlannedPartition> {
     memberships(stream, existing, present, selected)
         .into_iter()
         .filter_map(|(container, membership)| {
@@ -280,8 +287,10 @@ mod tests {
         ];
         let present: HashSet<String> = ["kept", "parked", "new"].map(String::from).into();
         let selected = vec!["kept".to_string(), "new".to_string()];
-        let plan: Vec<(String, Membership, Action)> =
-            plan_children("m", Stream::Messages, &existing, &present, &selected, &none).into_iter().map(|p| (p.partition.folder_id.unwrap(), p.membership, p.action)).collect();
+        let plan: Vec<(String, Membership, Action)> = plan_children("m", Stream::Messages, &existing, &present, &selected, &none)
+            .into_iter()
+            .map(|p| (p.partition.folder_id.unwrap(), p.membership, p.action))
+            .collect();
         assert_eq!(
             plan,
             vec![
@@ -302,8 +311,10 @@ mod tests {
         let existing = vec![events(None, Syncing), events(Some("cal-a"), Syncing), cp_for("folder", Syncing, delta(), Incremental, none.clone())];
         let present: HashSet<String> = ["cal-a", "cal-b"].map(String::from).into();
         let selected = vec!["cal-a".to_string(), "cal-b".to_string()];
-        let plan: Vec<(Option<String>, Membership, Action)> =
-            plan_children("m", Stream::Events, &existing, &present, &selected, &none).into_iter().map(|p| (p.partition.folder_id, p.membership, p.action)).collect();
+        let plan: Vec<(Option<String>, Membership, Action)> = plan_children("m", Stream::Events, &existing, &present, &selected, &none)
+            .into_iter()
+            .map(|p| (p.partition.folder_id, p.membership, p.action))
+            .collect();
         assert_eq!(
             plan,
             vec![

@@ -164,7 +164,8 @@ pub enum CalendarFilter {
     Owned,
     /// Every calendar the listing shows, those shared with the mailbox included.
     All,
-    /// Calendars whose name one of the patterns matches (case-insensitive globs), whoever owns them.
+    /// Calendars whose lower-cased name one of the patterns matches (lower-case globs, as the
+    /// config stores them), whoever owns them.
     Named(Vec<glob::Pattern>),
 }
 
@@ -176,12 +177,11 @@ impl CalendarFilter {
     /// counts as owned (Graph gives every calendar an owner; the rule only keeps a damaged
     /// listing from dropping data).
     pub fn select(&self, mailbox: &Mailbox, calendars: &[CalendarInfo]) -> Vec<String> {
-        let own: Vec<&str> =
-            calendars.iter().filter(|c| c.is_default).filter_map(|c| c.owner_address.as_deref()).chain(mailbox.upn.as_deref()).collect();
+        let own: Vec<&str> = calendars.iter().filter(|c| c.is_default).filter_map(|c| c.owner_address.as_deref()).chain(mailbox.upn.as_deref()).collect();
         let owned = |c: &CalendarInfo| c.owner_address.as_deref().is_none_or(|a| own.iter().any(|o| o.eq_ignore_ascii_case(a)));
         let named = |c: &CalendarInfo, patterns: &[glob::Pattern]| {
-            let opts = glob::MatchOptions { case_sensitive: false, ..Default::default() };
-            patterns.iter().any(|p| p.matches_with(&c.name, opts))
+            let name = c.name.to_lowercase();
+            patterns.iter().any(|p| p.matches(&name))
         };
         calendars
             .iter()

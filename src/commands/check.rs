@@ -160,7 +160,8 @@ fn auth_name(a: AuthKind) -> &'static str {
 }
 
 fn build_source(cfg: &Config) -> Result<GraphSource, String> {
-    let mut opts = crate::wiring::graph_options(cfg).map_err(|e| format!("{e:#}"))?;
+    let window = crate::wiring::run_now().and_then(|now| crate::wiring::calendar_window(cfg, now)).map_err(|e| format!("{e:#}"))?;
+    let mut opts = crate::wiring::graph_options(cfg, window).map_err(|e| format!("{e:#}"))?;
     // Cheap: one item per page, few retries, little waiting.
     opts.page_size = 1;
     opts.retry_max_attempts = opts.retry_max_attempts.min(3);

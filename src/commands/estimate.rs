@@ -28,7 +28,9 @@ pub async fn run(config: ConfigArg, as_json: bool, events_per_mailbox: u64) -> u
         Ok(c) => c,
         Err(code) => return code,
     };
-    let source = match crate::wiring::graph_options(&cfg).map_err(|e| format!("{e:#}")).and_then(|o| GraphSource::new(o).map_err(|e| e.message)) {
+    let window = crate::wiring::run_now().and_then(|now| crate::wiring::calendar_window(&cfg, now));
+    let options = window.and_then(|w| crate::wiring::graph_options(&cfg, w));
+    let source = match options.map_err(|e| format!("{e:#}")).and_then(|o| GraphSource::new(o).map_err(|e| e.message)) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

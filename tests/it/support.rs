@@ -234,6 +234,7 @@ async fn run_in_process_as(
     o.page_size = 50;
     o.calendar_start = super::truth::parse_ts(CAL_START).unwrap();
     o.calendar_end = super::truth::parse_ts(CAL_END).unwrap();
+    let calendar_window = outlake_pipeline::model::CalendarWindow { start: o.calendar_start, end: o.calendar_end };
     let source: outlake_pipeline::source::DynSource = wrap(Arc::new(GraphSource::new(o).unwrap()));
     let floor = Runner::seq_floor(&lake).await.unwrap();
     let settings = RunSettings {
@@ -245,6 +246,8 @@ async fn run_in_process_as(
         max_concurrent_per_mailbox: 4,
         folders,
         messages: Default::default(),
+        calendars: Default::default(),
+        calendar_window: Some(calendar_window),
         exclude_mailboxes: vec![],
         page_budget_bytes: 64 << 20,
         first_page_bytes: 1 << 20,

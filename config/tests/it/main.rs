@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use outlake_config::{AuthKind, Mailboxes, load};
+use outlake_config::{AuthKind, CalendarRoll, CalendarSelection, CalendarWindowConfig, Mailboxes, OffsetUnit, WindowBound, load};
 
 const GOOD: &str = r#"
 [source]
@@ -53,7 +53,7 @@ fn contract_keys_load_exactly_as_written() {
     assert_eq!(c.source.mailboxes, Mailboxes::All);
     assert_eq!(c.source.streams, vec!["mail_folders", "messages", "events"]);
     assert_eq!(c.source.page_size, 1000);
-    assert_eq!(c.source.calendar_start.to_rfc3339(), "2024-01-01T00:00:00+00:00");
+    assert_eq!(c.source.calendar_window.resolve(chrono::Utc::now()).unwrap().0.to_rfc3339(), "2024-01-01T00:00:00+00:00");
     let raw = |v: &[outlake_config::FolderPattern]| v.iter().map(|p| p.raw.clone()).collect::<Vec<_>>();
     assert_eq!(raw(&c.source.include_folders), vec!["inbox", "Projects/20*"]);
     assert_eq!(c.source.include_folders[0].well_known.as_deref(), Some("inbox"));
@@ -91,6 +91,53 @@ fn env_overrides_any_key() {
 }
 
 #[test]
+fn calendar_keys_load_and_default() {
+    let _g = ENV_LOCK.lock().unwrap();
+    let text = GOOD
+        .replace("calendar_start = \"2024-01-01T00:00:00Z\"", "calendar_start = \"-30d\"\ncalendar_roll = \"week\"\ncalendars = [\"Calendar\", \"Team *\"]")
+        .replace("calendar_end = \"2026-12-31T00:00:00Z\"", "calendar_end = \"+18mo\"");
+    let before = chrono::Utc::now();
+    let c = load(Some(file(&text).path())).unwrap();
+    let after = chrono::Utc::now();
+    let w = c.source.calendar_window;
+    assert_eq!(w.start, WindowBound::Offset { amount: -30, unit: OffsetUnit::Day });
+    assert_eq!(w.end, WindowBound::Offset { amount: 18, unit: OffsetUnit::Month });
+    assert_eq!(w.roll, CalendarRoll::Week);
+    assert_eq!(w.describe(), "-30d … +18mo (rolls weekly)");
+    // A relative window resolves from the instant it is asked at.
+    assert!(w.resolve(before).unwrap().0 <= w.resolve(after).unwrap().0);
+    assert!(c.source.calendars.matches_name("team berlin") && !c.source.calendars.matches_name("Birthdays"));
+
+    let text = GOOD.replace("calendar_start = \"2024-01-01T00:00:00Z\"\n", "").replace("calendar_end = \"2026-12-31T00:00:00Z\"\n", "");
+    let c = load(Some(file(&text).path())).unwrap();
+    assert_eq!(c.source.calendar_window, CalendarWindowConfig::default());
+    assert_eq!(c.source.calendar_window.describe(), "-365d … +365d (rolls monthly)");
+    assert_eq!(c.source.calendars, CalendarSelection::Owned);
+}
+
+#[test]
+fn calendar_keys_from_env() {
+    let _g = ENV_LOCK.lock().unwrap();
+    let f = file(GOOD);
+    unsafe {
+        std::env::set_var("OUTLAKE_SOURCE__CALENDARS", "all");
+        std::env::set_var("OUTLAKE_SOURCE__CALENDAR_START", "-1y");
+        std::env::set_var("OUTLAKE_SOURCE__CALENDAR_END", "+0d");
+        std::env::set_var("OUTLAKE_SOURCE__CALENDAR_ROLL", "day");
+    }
+    let c = load(Some(f.path()));
+    unsafe {
+        std::env::remove_var("OUTLAKE_SOURCE__CALENDARS");
+        std::env::remove_var("OUTLAKE_SOURCE__CALENDAR_START");
+        std::env::remove_var("OUTLAKE_SOURCE__CALENDAR_END");
+        std::env::remove_var("OUTLAKE_SOURCE__CALENDAR_ROLL");
+    }
+    let c = c.unwrap();
+    assert_eq!(c.source.calendars, CalendarSelection::All);
+    assert_eq!(c.source.calendar_window.describe(), "-1y … +0d (rolls daily)");
+}
+
+#[test]
 fn unknown_key_is_named() {
     let _g = ENV_LOCK.lock().unwrap();
     let f = file(&GOOD.replace("page_size = 1000", "page_sise = 1000"));
@@ -105,6 +152,12 @@ fn bad_values_name_key_problem_and_example() {
         ("page_size = 1000", "page_size = 5000", "source.page_size", "1..=1000"),
         ("calendar_start = \"2024-01-01T00:00:00Z\"", "calendar_start = \"2020-01-01T00:00:00Z\"", "source.calendar_end", "1825"),
         ("calendar_start = \"2024-01-01T00:00:00Z\"", "calendar_start = \"yesterday\"", "source.calendar_start", "RFC 3339"),
+        ("calendar_start = \"2024-01-01T00:00:00Z\"", "calendar_start = \"-6m\"", "source.calendar_start", "`mo` for months"),
+        ("calendar_end = \"2026-12-31T00:00:00Z\"", "calendar_end = \"+2h\"", "source.calendar_end", "units are d (days)"),
+        ("calendar_end = \"2026-12-31T00:00:00Z\"", "calendar_end = \"2023-12-31\"", "source.calendar_end", "after it starts"),
+        ("page_size = 1000", "page_size = 1000\ncalendar_roll = \"hourly\"", "source.calendar_roll", "\"month\", \"week\" or \"day\""),
+        ("page_size = 1000", "page_size = 1000\ncalendars = []", "source.calendars", "the list is empty"),
+        ("page_size = 1000", "page_size = 1000\ncalendars = \"mine\"", "source.calendars", "\"owned\", \"all\""),
         ("graph_url = \"https://graph.microsoft.com\"", "graph_url = \"http://graph.example.com\"", "source.graph_url", "https"),
         ("auth = \"client_credentials\"", "auth = \"password\"", "source.auth", "unknown auth"),
         ("client_secret = \"s3cr3t-value\"", "", "source.client_secret", "OUTLAKE_SOURCE__CLIENT_SECRET"),

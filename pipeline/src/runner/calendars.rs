@@ -52,7 +52,8 @@ impl Runner {
             let CalendarListing { calendars, batch } = self.source.calendars(mb, &self.seq, &self.settings.run_id).await.map_err(PartitionError::Source)?;
             let held = self.lake.current_keys(part).await?;
             let (changed, gone) = listing_changes(&calendars, &held);
-            let upserts = arrow::compute::filter_record_batch(&batch, &BooleanArray::from(changed.clone())).map_err(|e| PartitionError::Batch(e.to_string()))?;
+            let upserts =
+                arrow::compute::filter_record_batch(&batch, &BooleanArray::from(changed.clone())).map_err(|e| PartitionError::Batch(e.to_string()))?;
             let gone_ids: Vec<String> = gone.into_iter().collect();
             report.upserts = upserts.num_rows() as u64;
             report.deletes = gone_ids.len() as u64;

@@ -45,7 +45,12 @@ fn v2_golden_records_upgrade_to_v3_unchanged() {
         let bytes = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
         let cp = format::decode_record(&path.display().to_string(), bytes.as_bytes()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(cp.round.scope.calendar_window, None);
-        assert_eq!(String::from_utf8(format::encode_record(&cp)).unwrap(), bytes.replacen("\"format_version\": 2,", "\"format_version\": 3,", 1), "{}", path.display());
+        assert_eq!(
+            String::from_utf8(format::encode_record(&cp)).unwrap(),
+            bytes.replacen("\"format_version\": 2,", "\"format_version\": 3,", 1),
+            "{}",
+            path.display()
+        );
         seen += 1;
     }
     assert!(seen >= 5, "golden records are missing");
