@@ -2,6 +2,7 @@
 //! the whole root crate (link time on 2 cores).
 
 mod auth;
+mod calendars;
 mod crash;
 mod engine;
 mod faults;

@@ -29,17 +29,14 @@ impl Env {
         let toml = format!(
             r#"[source]
 {connection}mailboxes = "all"
-{page_size}calendar_start = "{cal_start}"
-calendar_end = "{cal_end}"
-{extra_source}
+{page_size}{window}{extra_source}
 
 [sink]
 url = "file://{out}"
 {extra_rest}
 "#,
             connection = sim.source_toml(),
-            cal_start = CAL_START,
-            cal_end = CAL_END,
+            window = if extra_toml.contains("calendar_start") { String::new() } else { format!("calendar_start = \"{CAL_START}\"\ncalendar_end = \"{CAL_END}\"\n") },
             out = out.display(),
             page_size = if extra_toml.contains("page_size") { "" } else { "page_size = 50\n" },
             extra_source = extra_toml.split("#rest").next().unwrap_or(""),
@@ -55,6 +52,11 @@ url = "file://{out}"
 
     /// Run the real binary with this env's config.
     pub fn outlake(&self, args: &[&str]) -> Output {
+        self.outlake_with_env(args, &[])
+    }
+
+    /// Run the real binary with extra environment variables.
+    pub fn outlake_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_outlake"));
         cmd.args(args).arg("--config").arg(&self.config).env("RUST_LOG", "warn").env_remove("OUTLAKE_CONFIG");
         for (k, _) in std::env::vars() {
@@ -62,7 +64,16 @@ url = "file://{out}"
                 cmd.env_remove(k);
             }
         }
+        cmd.envs(env.iter().copied());
         cmd.output().expect("outlake runs")
+    }
+
+    /// `sync` with a JSON report; returns the report.
+    pub fn sync_reported(&self, env: &[(&str, &str)]) -> Value {
+        let report = self.dir.path().join("report.json");
+        let out = self.outlake_with_env(&["sync", "--progress", "never", "--report", report.to_str().unwrap()], env);
+        assert_success(&out);
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap()
     }
 
     pub fn sync(&self) -> Output {
@@ -154,6 +165,7 @@ pub fn key_of(table: &str, r: &Row) -> String {
     let s = |k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
     match table {
         "messages" => format!("{}|{}|{}", s("mailbox_id"), s("parent_folder_id"), s("id")),
+        "events" => format!("{}|{}|{}", s("mailbox_id"), s("calendar_id"), s("id")),
         _ => format!("{}|{}", s("mailbox_id"), s("id")),
     }
 }

@@ -89,6 +89,7 @@ pub fn expected_message(mailbox: &str, m: &Value) -> Row {
 pub fn expected_event(mailbox: &str, e: &Value) -> Row {
     let mut r = Map::new();
     r.insert("mailbox_id".into(), json!(mailbox));
+    r.insert("calendar_id".into(), e["calendarId"].clone());
     r.insert("id".into(), e["id"].clone());
     for (col, path) in [
         ("subject", &["subject"][..]),
@@ -244,8 +245,9 @@ pub const MESSAGE_COLUMNS: [&str; 29] = [
     "web_link",
     "body_preview",
 ];
-pub const EVENT_COLUMNS: [&str; 24] = [
+pub const EVENT_COLUMNS: [&str; 25] = [
     "mailbox_id",
+    "calendar_id",
     "id",
     "subject",
     "body_preview",
@@ -272,10 +274,85 @@ pub const EVENT_COLUMNS: [&str; 24] = [
 ];
 pub const FOLDER_COLUMNS: [&str; 7] = ["mailbox_id", "id", "display_name", "parent_folder_id", "child_folder_count", "total_item_count", "unread_item_count"];
 
-/// Expected current state of each table from the truth document, keyed as our tables are.
+pub const CALENDAR_COLUMNS: [&str; 13] = [
+    "mailbox_id",
+    "id",
+    "name",
+    "color",
+    "hex_color",
+    "is_default_calendar",
+    "can_edit",
+    "can_share",
+    "can_view_private_items",
+    "is_removable",
+    "owner_name",
+    "owner_address",
+    "change_key",
+];
+
+pub fn expected_calendar(mailbox: &str, c: &Value) -> Row {
+    let mut r = Map::new();
+    r.insert("mailbox_id".into(), json!(mailbox));
+    for (col, path) in [
+        ("id", &["id"][..]),
+        ("name", &["name"]),
+        ("color", &["color"]),
+        ("hex_color", &["hexColor"]),
+        ("is_default_calendar", &["isDefaultCalendar"]),
+        ("can_edit", &["canEdit"]),
+        ("can_share", &["canShare"]),
+        ("can_view_private_items", &["canViewPrivateItems"]),
+        ("is_removable", &["isRemovable"]),
+        ("owner_name", &["owner", "name"]),
+        ("owner_address", &["owner", "address"]),
+        ("change_key", &["changeKey"]),
+    ] {
+        r.insert(col.into(), get(c, path).clone());
+    }
+    normalize(r, &[])
+}
+
+/// Which calendars' events a run copies (`source.calendars`), as the truth is filtered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Calendars {
+    /// The mailbox's own: owned by the default calendar's owner.
+    Owned,
+    All,
+}
+
+/// What a run was asked for: the calendar window in force and the calendars copied.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect {
+    pub window: (DateTime<Utc>, DateTime<Utc>),
+    pub calendars: Calendars,
+}
+
+impl Default for Expect {
+    fn default() -> Self {
+        Expect { window: (parse_ts(CAL_START).unwrap(), parse_ts(CAL_END).unwrap()), calendars: Calendars::Owned }
+    }
+}
+
+/// The ids of a truth mailbox's calendars that `which` selects.
+pub fn selected_calendars(mb: &Value, which: Calendars) -> Vec<String> {
+    let cals = mb["calendars"].as_array().cloned().unwrap_or_default();
+    let own: Vec<String> = cals.iter().filter(|c| c["isDefaultCalendar"] == json!(true)).filter_map(|c| c["owner"]["address"].as_str()).map(str::to_lowercase).collect();
+    cals.iter()
+        .filter(|c| which == Calendars::All || c["owner"]["address"].as_str().is_none_or(|a| own.contains(&a.to_lowercase())))
+        .filter_map(|c| c["id"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Expected current state of each table from the truth document, keyed as our tables are,
+/// for the default test configuration (the e2e window, owned calendars).
 pub fn expected_tables(truth: &Value) -> BTreeMap<&'static str, BTreeMap<String, Row>> {
+    expected_tables_for(truth, Expect::default())
+}
+
+/// [`expected_tables`] for a given window and calendar selection.
+pub fn expected_tables_for(truth: &Value, expect: Expect) -> BTreeMap<&'static str, BTreeMap<String, Row>> {
     let mut out: BTreeMap<&'static str, BTreeMap<String, Row>> = BTreeMap::new();
-    let window = (parse_ts(CAL_START).unwrap(), parse_ts(CAL_END).unwrap());
+    let window = expect.window;
     for mb in truth["mailboxes"].as_array().expect("truth.mailboxes") {
         if mb["has_mailbox"] == json!(false) {
             continue;
@@ -289,13 +366,20 @@ pub fn expected_tables(truth: &Value) -> BTreeMap<&'static str, BTreeMap<String,
             let r = expected_message(id, m);
             out.entry("messages").or_default().insert(format!("{id}|{}|{}", m["parentFolderId"].as_str().unwrap(), m["id"].as_str().unwrap()), r);
         }
+        for c in mb["calendars"].as_array().into_iter().flatten() {
+            out.entry("calendars").or_default().insert(format!("{id}|{}", c["id"].as_str().unwrap()), expected_calendar(id, c));
+        }
+        let copied = selected_calendars(mb, expect.calendars);
         for e in mb["events"].as_array().into_iter().flatten() {
+            if !e["calendarId"].as_str().is_some_and(|c| copied.iter().any(|x| x == c)) {
+                continue;
+            }
             let r = expected_event(id, e);
             let start = r.get("start_date_time").and_then(Value::as_i64).unwrap_or(i64::MIN);
             let end = r.get("end_date_time").and_then(Value::as_i64).unwrap_or(i64::MIN);
             let in_window = start < window.1.timestamp_micros() && end > window.0.timestamp_micros();
             if in_window {
-                out.entry("events").or_default().insert(format!("{id}|{}", e["id"].as_str().unwrap()), r);
+                out.entry("events").or_default().insert(format!("{id}|{}|{}", e["calendarId"].as_str().unwrap(), e["id"].as_str().unwrap()), r);
             }
         }
     }
@@ -314,6 +398,7 @@ pub fn contract(table: &str) -> &'static [&'static str] {
     match table {
         "messages" => &MESSAGE_COLUMNS,
         "events" => &EVENT_COLUMNS,
+        "calendars" => &CALENDAR_COLUMNS,
         _ => &FOLDER_COLUMNS,
     }
 }
@@ -323,10 +408,18 @@ pub fn assert_lake_equals_truth(lake: &std::path::Path, truth: &Value) {
     assert_state_equals_truth(|t| super::support::current_state(lake, t), truth)
 }
 
+/// [`assert_lake_equals_truth`] for a given window and calendar selection.
+pub fn assert_lake_equals_truth_for(lake: &std::path::Path, truth: &Value, expect: Expect) {
+    assert_tables_equal(|t| super::support::current_state(lake, t), expected_tables_for(truth, expect))
+}
+
 /// Same, for current state read by any means (e.g. from object storage).
 pub fn assert_state_equals_truth(current: impl Fn(&str) -> BTreeMap<String, Row>, truth: &Value) {
-    let expected = expected_tables(truth);
-    for table in ["mail_folders", "messages", "events"] {
+    assert_tables_equal(current, expected_tables(truth))
+}
+
+fn assert_tables_equal(current: impl Fn(&str) -> BTreeMap<String, Row>, expected: BTreeMap<&'static str, BTreeMap<String, Row>>) {
+    for table in ["mail_folders", "messages", "events", "calendars"] {
         let want = expected.get(table).cloned().unwrap_or_default();
         let got = current(table);
         let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(5).collect();

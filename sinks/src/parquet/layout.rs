@@ -57,12 +57,16 @@ pub fn table_path(partition: &PartitionKey, id: Uuid) -> String {
 }
 
 /// True when `path` is a table file of `partition` (its folder and its name prefix).
+///
+/// The rest of the name after the prefix must be exactly a file id: the prefix of a partition
+/// without a folder (`part-events-`, the events partition of lakes written before events were
+/// partitioned per calendar) is also the start of every per-calendar file name
+/// (`part-events-<hash>-<uuid>`), which must not count as its files.
 pub fn is_table_file_of(partition: &PartitionKey, path: &str) -> bool {
     let dir = table_dir(partition.stream, &partition.mailbox_id);
-    match path.strip_prefix(&dir).and_then(|rest| rest.strip_prefix('/')) {
-        Some(name) => !name.contains('/') && name.starts_with(&table_file_prefix(partition)) && name.ends_with(&format!(".{PARQUET_EXT}")),
-        None => false,
-    }
+    let Some(name) = path.strip_prefix(&dir).and_then(|rest| rest.strip_prefix('/')) else { return false };
+    let id = name.strip_prefix(&table_file_prefix(partition)).and_then(|rest| rest.strip_suffix(&format!(".{PARQUET_EXT}")));
+    id.is_some_and(|id| Uuid::try_parse(id).is_ok())
 }
 
 /// True when `path` is a staged file (`_staging/<name>.parquet`).
@@ -121,6 +125,13 @@ mod tests {
         let other = PartitionKey::new("0b1c-22", Stream::Messages, Some("other".into()));
         assert!(!is_table_file_of(&other, &t));
         assert!(!is_table_file_of(&p, "messages/0b1c-22/sub/x.parquet"));
+        // The events partition of earlier lakes (no calendar) owns none of the per-calendar files.
+        let legacy = PartitionKey::new("0b1c-22", Stream::Events, None);
+        let calendar = PartitionKey::new("0b1c-22", Stream::Events, Some("AAMkAGI2=".into()));
+        assert!(is_table_file_of(&legacy, &table_path(&legacy, id)));
+        assert!(!is_table_file_of(&legacy, &table_path(&calendar, id)));
+        assert!(is_table_file_of(&calendar, &table_path(&calendar, id)));
+        assert!(!is_table_file_of(&calendar, &table_path(&legacy, id)));
         assert!(is_staging_path(&staging_path(id)));
         assert!(!is_staging_path("_staging/../messages/x.parquet"));
         assert_eq!(commit_record_path(&p, 7).as_ref(), format!("0b1c-22/{}/00000000000000000007.json", p.slug()));
