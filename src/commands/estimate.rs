@@ -4,8 +4,11 @@
 //! (baseline) needs and the shortest time the configured limits allow.
 //!
 //! Per mailbox: folder delta pages (counted: they are read) + per folder
-//! max(1, ceil(totalItemCount / page_size)) message delta pages + calendar pages
-//! (1 empty first page, as Graph serves, + max(1, ceil(events / page_size)), events assumed) +
+//! max(1, ceil(totalItemCount / page_size)) message delta pages + the calendars listing (read:
+//! one page per 100 calendars) + per selected calendar (`source.calendars`) 1 empty first page,
+//! as Graph serves, + max(1, ceil(events / page_size)) calendarView pages, the mailbox's assumed
+//! events spread evenly over its selected calendars — which is also what a change or a roll of
+//! the calendar window costs (`window_change_requests`) +
 //! 1 inbox probe when mailboxes are discovered + 1 request per well-known folder name that
 //! `include_folders` / `exclude_folders` use. Only folders in the folder scope count;
 //! `received_after` does not reduce requests (messages delta still pages every message). Time: each mailbox's requests at its
@@ -75,7 +78,20 @@ pub async fn run(config: ConfigArg, as_json: bool, events_per_mailbox: u64) -> u
         failed += 1;
         rows.push(json!({"mailbox_id": who, "label": who, "error": e.message}));
     }
+    let calendar_filter = crate::wiring::calendar_filter(&cfg);
     for mb in &mailboxes {
+        let (calendars, calendar_requests) = if want_events {
+            match source.calendar_list(mb).await {
+                Ok(list) => (calendar_filter.select(mb, &list).len() as u64, (list.len() as u64).div_ceil(100).max(1)),
+                Err(e) => {
+                    failed += 1;
+                    rows.push(json!({"mailbox_id": mb.id, "label": mb.label(), "error": e.message}));
+                    continue;
+                }
+            }
+        } else {
+            (0, 0)
+        };
         let FolderCounts { folders, pages: folder_pages } = if want_folders {
             match source.folder_counts(mb).await {
                 Ok(x) => x,
@@ -98,9 +114,10 @@ pub async fn run(config: ConfigArg, as_json: bool, events_per_mailbox: u64) -> u
         };
         let messages: u64 = folders.iter().sum();
         let message_pages: u64 = if want_messages { folders.iter().map(|n| n.div_ceil(ps).max(1)).sum() } else { 0 };
-        let event_pages = if want_events { 1 + events_per_mailbox.div_ceil(ps).max(1) } else { 0 };
+        let per_calendar = events_per_mailbox.div_ceil(calendars.max(1));
+        let event_pages = calendars * (1 + per_calendar.div_ceil(ps).max(1));
         let probe = u64::from(discovered);
-        let requests = probe + folder_pages + scope_requests + message_pages + event_pages;
+        let requests = probe + folder_pages + scope_requests + message_pages + calendar_requests + event_pages;
         rows.push(json!({
             "mailbox_id": mb.id,
             "label": mb.label(),
@@ -110,7 +127,10 @@ pub async fn run(config: ConfigArg, as_json: bool, events_per_mailbox: u64) -> u
             "folder_delta_pages": folder_pages,
             "folder_scope_requests": scope_requests,
             "message_pages": message_pages,
+            "calendars": calendars,
+            "calendar_listing_requests": calendar_requests,
             "event_pages": event_pages,
+            "window_change_requests": event_pages,
             "requests": requests,
             "min_seconds": requests as f64 / rate,
         }));
@@ -130,7 +150,10 @@ pub async fn run(config: ConfigArg, as_json: bool, events_per_mailbox: u64) -> u
     let min_seconds = load.iter().cloned().fold(0.0, f64::max);
     let assumptions = vec![
         format!("page_size {ps}: every folder needs max(1, ceil(totalItemCount / {ps})) message delta pages (folder counts read now from mailFolders/delta)"),
-        format!("calendar: {events_per_mailbox} events per mailbox in the calendarView window (--events-per-mailbox; not counted), 1 + max(1, ceil(events / {ps})) pages — Graph serves the first calendar page empty"),
+        format!(
+            "calendars: {events_per_mailbox} events per mailbox in the calendarView window {} (--events-per-mailbox; not counted), spread over the calendars source.calendars selects (counted: the listing is read); per calendar 1 + max(1, ceil(events / {ps})) pages — Graph serves the first calendar page empty. A change or roll of the window costs the same again (window_change_requests)",
+            cfg.source.calendar_window.describe()
+        ),
         format!("per-mailbox budget {} requests / {} s = {rate:.2} requests/s; the initial burst, latency and 429 retries are ignored", cfg.limits.requests_per_window, cfg.limits.window.as_secs_f64()),
         format!("up to {lanes} mailboxes at once (limits.max_parallel_mailboxes), longest first; limits.max_in_flight ({}) is not modelled", cfg.limits.max_in_flight),
         "a baseline (first) sync; later incremental syncs need far fewer requests".to_string(),
@@ -143,7 +166,9 @@ pub async fn run(config: ConfigArg, as_json: bool, events_per_mailbox: u64) -> u
         "messages": sum("messages"),
         "folder_delta_pages": sum("folder_delta_pages"),
         "message_pages": sum("message_pages"),
+        "calendars": sum("calendars"),
         "event_pages": sum("event_pages"),
+        "window_change_requests": sum("window_change_requests"),
         "discovery_requests": discovery_directory + skipped_probes + sum("probe_requests"),
         "requests": total_requests,
         "min_seconds": min_seconds,
@@ -162,8 +187,8 @@ pub async fn run(config: ConfigArg, as_json: bool, events_per_mailbox: u64) -> u
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
         println!(
-            "{:<36} {:>7} {:>9} {:>8} {:>9} {:>8} {:>9} {:>10}",
-            "MAILBOX", "FOLDERS", "MESSAGES", "F.PAGES", "M.PAGES", "E.PAGES", "REQUESTS", "MIN TIME"
+            "{:<36} {:>7} {:>9} {:>8} {:>9} {:>5} {:>8} {:>9} {:>10}",
+            "MAILBOX", "FOLDERS", "MESSAGES", "F.PAGES", "M.PAGES", "CALS", "E.PAGES", "REQUESTS", "MIN TIME"
         );
         for r in &rows {
             let label = r["label"].as_str().unwrap_or("");
@@ -172,11 +197,12 @@ pub async fn run(config: ConfigArg, as_json: bool, events_per_mailbox: u64) -> u
                 continue;
             }
             println!(
-                "{label:<36} {:>7} {:>9} {:>8} {:>9} {:>8} {:>9} {:>10}",
+                "{label:<36} {:>7} {:>9} {:>8} {:>9} {:>5} {:>8} {:>9} {:>10}",
                 n(&r["folders"]),
                 n(&r["messages"]),
                 n(&r["folder_delta_pages"]),
                 n(&r["message_pages"]),
+                n(&r["calendars"]),
                 n(&r["event_pages"]),
                 n(&r["requests"]),
                 human(r["min_seconds"].as_f64().unwrap_or(0.0))
@@ -186,17 +212,23 @@ pub async fn run(config: ConfigArg, as_json: bool, events_per_mailbox: u64) -> u
             println!("{m:<36} skipped: {why}");
         }
         println!(
-            "{:<36} {:>7} {:>9} {:>8} {:>9} {:>8} {:>9} {:>10}",
+            "{:<36} {:>7} {:>9} {:>8} {:>9} {:>5} {:>8} {:>9} {:>10}",
             format!("total ({} mailboxes)", mailboxes.len()),
             n(&totals["folders"]),
             n(&totals["messages"]),
             n(&totals["folder_delta_pages"]),
             n(&totals["message_pages"]),
+            n(&totals["calendars"]),
             n(&totals["event_pages"]),
             total_requests,
             human(min_seconds)
         );
         println!("discovery: {} requests (included in the total)", totals["discovery_requests"]);
+        println!(
+            "calendar window {}: a change or roll of the window re-reads every selected calendar: {} requests",
+            cfg.source.calendar_window.describe(),
+            n(&totals["window_change_requests"])
+        );
         println!("estimated requests: {total_requests}; time lower bound: {}", human(min_seconds));
         println!("assumptions:");
         for a in &assumptions {

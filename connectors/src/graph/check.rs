@@ -1,5 +1,5 @@
 //! What `outlake check` asks Graph, with typed answers: one mailbox to try the streams on, and
-//! the first page of each stream's delta query for it.
+//! the first page of each stream's delta query (for `calendars`, of its listing) for it.
 //!
 //! Contract:
 //! - Requests go through the same client as a sync (headers, limiter, retries, classification);
@@ -35,7 +35,7 @@ const USERS_TRIED: u32 = 20;
 pub fn stream_permission(stream: Stream) -> &'static str {
     match stream {
         Stream::MailFolders | Stream::Messages => "Mail.Read",
-        Stream::Events => "Calendars.Read",
+        Stream::Events | Stream::Calendars => "Calendars.Read",
     }
 }
 
@@ -159,7 +159,8 @@ impl GraphSource {
     }
 
     /// The first page of `stream`'s delta query for `mailbox` (messages: the inbox's, ids
-    /// only); the number of items it held.
+    /// only; events: the default calendar's; calendars: the first page of the listing); the
+    /// number of items it held.
     pub async fn check_stream(&self, mailbox: &Mailbox, stream: Stream) -> Result<usize, CheckError> {
         let g = &self.opts.graph_url;
         let (url, kind) = match stream {
@@ -169,7 +170,8 @@ impl GraphSource {
                 url.set_query(Some("$select=id"));
                 (url, RequestKind::MessageDelta)
             }
-            Stream::Events => (urls::event_delta(g, mailbox, self.opts.calendar_start, self.opts.calendar_end), RequestKind::EventDelta),
+            Stream::Events => (urls::event_delta(g, mailbox, None, self.opts.calendar_start, self.opts.calendar_end), RequestKind::EventDelta),
+            Stream::Calendars => (urls::calendars(g, mailbox), RequestKind::Calendars),
         };
         let page = self.fetch_json(url, kind, &mailbox.id).await?;
         Ok(page.get("value").and_then(Value::as_array).map_or(0, Vec::len))
@@ -229,5 +231,6 @@ mod tests {
         assert_eq!(stream_permission(Stream::MailFolders), "Mail.Read");
         assert_eq!(stream_permission(Stream::Messages), "Mail.Read");
         assert_eq!(stream_permission(Stream::Events), "Calendars.Read");
+        assert_eq!(stream_permission(Stream::Calendars), "Calendars.Read");
     }
 }

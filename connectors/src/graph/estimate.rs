@@ -1,16 +1,18 @@
 //! What `outlake estimate` reads from Graph: a mailbox's folder tree with each folder's message
-//! count, from one `mailFolders/delta` round (its folders carry `totalItemCount`). No messages
-//! or events are read.
+//! count, from one `mailFolders/delta` round (its folders carry `totalItemCount`), and its
+//! calendars listing. No messages or events are read.
 //!
 //! Contract: the round is followed to its end (links checked like a sync's); `@removed` folders
 //! drop out; a folder without a readable `totalItemCount` counts 0; a round longer than
-//! [`MAX_FOLDER_PAGES`] pages fails.
+//! [`MAX_FOLDER_PAGES`] pages fails. [`GraphSource::calendar_list`] is the sync's calendars
+//! listing (same requests, same errors) without its rows.
 
 use std::collections::BTreeMap;
 
 use outlake_pipeline::model::Mailbox;
 use outlake_pipeline::scope::FolderNode;
-use outlake_pipeline::source::{SourceError, SourceErrorKind};
+use outlake_pipeline::seq::SeqGen;
+use outlake_pipeline::source::{CalendarInfo, SourceError, SourceErrorKind};
 use serde_json::Value;
 
 use super::retry::RequestKind;
@@ -30,6 +32,11 @@ pub struct FolderCounts {
 }
 
 impl GraphSource {
+    /// A mailbox's calendars, in listing order (module contract).
+    pub async fn calendar_list(&self, mailbox: &Mailbox) -> Result<Vec<CalendarInfo>, SourceError> {
+        Ok(self.list_calendars(mailbox, &SeqGen::new(0), "estimate").await?.calendars)
+    }
+
     /// The folder tree of `mailbox` with message counts (module contract).
     pub async fn folder_counts(&self, mailbox: &Mailbox) -> Result<FolderCounts, SourceError> {
         let g = &self.opts.graph_url;

@@ -5,7 +5,7 @@
 //! | 429, 502, 503, 504; connection error, timeout, reset mid-body; truncated or invalid JSON on a 200 | [`Class::Retry`] (same URL; `Retry-After` when given, else backoff) |
 //! | 401 `InvalidAuthenticationToken` (first time) | [`Class::RefreshToken`] |
 //! | 410, or code `SyncStateNotFound` / `SyncStateInvalid` / `ResyncRequired` | `SyncStateExpired` |
-//! | 404 `ErrorItemNotFound` / `ErrorSyncFolderNotFound` / `itemNotFound` on a folder's message delta | `FolderGone` |
+//! | 404 `ErrorItemNotFound` / `ErrorSyncFolderNotFound` / `itemNotFound` on a folder's message delta or a calendar's calendarView delta | `FolderGone` |
 //! | 404 `MailboxNotEnabledForRESTAPI` / `ErrorInvalidUser` / `ResourceNotFound` | `NoMailbox` when mailboxes were discovered, else `Mailbox` |
 //! | 403, other 4xx on mailbox requests | `Mailbox`, naming the code and the fix |
 //! | 401 after one refresh; 400 `BadRequest` on `/me` ([`RequestKind::Me`]) | `Auth` |
@@ -41,6 +41,8 @@ pub enum RequestKind {
     Probe,
     /// `GET …/mailFolders/{well-known name}` to resolve a folder pattern.
     Folder,
+    /// `GET …/calendars` pages: a mailbox's calendars listing (a mailbox-level read).
+    Calendars,
 }
 
 /// The one decision made about a failed attempt.
@@ -98,8 +100,9 @@ pub fn classify_status(status: StatusCode, retry_after: Option<Duration>, err: &
             format!("{what}: Graph refused the access token after a refresh (HTTP 401 {}); check the app's permissions and admin consent", err.describe()),
         );
     }
-    if s == 404 && matches!(kind, RequestKind::MessageDelta | RequestKind::Folder) && err.is_any(FOLDER_GONE_CODES) {
-        return fail(SourceErrorKind::FolderGone, format!("{what}: the folder no longer exists ({})", err.describe()));
+    if s == 404 && matches!(kind, RequestKind::MessageDelta | RequestKind::Folder | RequestKind::EventDelta) && err.is_any(FOLDER_GONE_CODES) {
+        let gone = if kind == RequestKind::EventDelta { "calendar" } else { "folder" };
+        return fail(SourceErrorKind::FolderGone, format!("{what}: the {gone} no longer exists ({})", err.describe()));
     }
     if s == 404 && err.is_any(NO_MAILBOX_CODES) {
         let k = if discovered { SourceErrorKind::NoMailbox } else { SourceErrorKind::Mailbox };
@@ -189,6 +192,15 @@ mod tests {
         assert_eq!(kind_of(c(404, "itemNotFound", MessageDelta, false)), Some(K::FolderGone));
         assert_eq!(kind_of(c(404, "ErrorSyncFolderNotFound", MessageDelta, false)), Some(K::FolderGone));
         assert_eq!(kind_of(c(404, "ErrorItemNotFound", FolderDelta, false)), Some(K::Mailbox));
+        // A deleted calendar: its events partition is retired.
+        assert_eq!(kind_of(c(404, "ErrorItemNotFound", EventDelta, false)), Some(K::FolderGone));
+        assert_eq!(kind_of(c(404, "itemNotFound", EventDelta, true)), Some(K::FolderGone));
+        assert_eq!(kind_of(c(404, "MailboxNotEnabledForRESTAPI", EventDelta, true)), Some(K::NoMailbox));
+        // The calendars listing reads like any mailbox-level request.
+        assert_eq!(kind_of(c(404, "ErrorItemNotFound", Calendars, false)), Some(K::Mailbox));
+        assert_eq!(kind_of(c(403, "ErrorAccessDenied", Calendars, false)), Some(K::Mailbox));
+        assert_eq!(kind_of(c(404, "MailboxNotEnabledForRESTAPI", Calendars, true)), Some(K::NoMailbox));
+        assert!(matches!(c(429, "ApplicationThrottled", Calendars, false), Class::Retry { throttled: true, .. }));
         assert_eq!(kind_of(c(404, "MailboxNotEnabledForRESTAPI", MessageDelta, true)), Some(K::NoMailbox));
         assert_eq!(kind_of(c(404, "MailboxNotEnabledForRESTAPI", MessageDelta, false)), Some(K::Mailbox));
         assert_eq!(kind_of(c(404, "errorinvaliduser", Probe, true)), Some(K::NoMailbox));

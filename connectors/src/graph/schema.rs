@@ -1,8 +1,12 @@
-//! Arrow schemas of the three tables.
+//! Arrow schemas of the four tables.
 //!
-//! Every table starts with the key and pipeline columns: `mailbox_id`, `id` (and, for
-//! `messages`, `parent_folder_id`), `_op` (`upsert`|`delete`), `_seq`, `_extracted_at`,
-//! `_run_id` — all non-null. Data columns follow, snake_case of the Graph property names, all
+//! Every table starts with the key and pipeline columns: `mailbox_id`, (for `events`,
+//! `calendar_id`), `id` (and, for `messages`, `parent_folder_id`), `_op` (`upsert`|`delete`),
+//! `_seq`, `_extracted_at`, `_run_id` — all non-null except `calendar_id`, which is null on the
+//! rows of the single events partition of lakes written before events were partitioned per
+//! calendar. Keys: `mail_folders` and `calendars` (`mailbox_id`, `id`); `messages`
+//! (`mailbox_id`, `parent_folder_id`, `id`); `events` (`mailbox_id`, `calendar_id`, `id`).
+//! Data columns follow, snake_case of the Graph property names, all
 //! nullable (a delete row carries only the key and pipeline columns). Timestamps are
 //! `Timestamp(Microsecond, "UTC")`; lists are `List` with a nullable `item` field; recipients are
 //! `struct<name, address>`.
@@ -47,8 +51,15 @@ fn i(name: &str) -> Field {
     Field::new(name, DataType::Int64, true)
 }
 
+/// `calendar_id` of `events`: the partition's calendar (null for the legacy partition).
+pub const CALENDAR_ID: &str = "calendar_id";
+
 fn head(stream: Stream) -> Vec<Field> {
-    let mut f = vec![Field::new(c::MAILBOX_ID, DataType::Utf8, false), Field::new(c::ID, DataType::Utf8, false)];
+    let mut f = vec![Field::new(c::MAILBOX_ID, DataType::Utf8, false)];
+    if stream == Stream::Events {
+        f.push(Field::new(CALENDAR_ID, DataType::Utf8, true));
+    }
+    f.push(Field::new(c::ID, DataType::Utf8, false));
     if stream == Stream::Messages {
         f.push(Field::new(c::PARENT_FOLDER_ID, DataType::Utf8, false));
     }
@@ -132,14 +143,82 @@ fn mail_folders() -> Schema {
     Schema::new(f)
 }
 
+fn calendars() -> Schema {
+    let mut f = head(Stream::Calendars);
+    f.extend([
+        s("name"),
+        s("color"),
+        s("hex_color"),
+        b("is_default_calendar"),
+        b("can_edit"),
+        b("can_share"),
+        b("can_view_private_items"),
+        b("is_removable"),
+        s("owner_name"),
+        s("owner_address"),
+        s(c::CHANGE_KEY),
+    ]);
+    Schema::new(f)
+}
+
 /// The schema of a table (built once).
 pub fn schema(stream: Stream) -> SchemaRef {
     static M: OnceLock<SchemaRef> = OnceLock::new();
     static E: OnceLock<SchemaRef> = OnceLock::new();
     static F: OnceLock<SchemaRef> = OnceLock::new();
+    static C: OnceLock<SchemaRef> = OnceLock::new();
     match stream {
         Stream::Messages => M.get_or_init(|| Arc::new(messages())).clone(),
         Stream::Events => E.get_or_init(|| Arc::new(events())).clone(),
         Stream::MailFolders => F.get_or_init(|| Arc::new(mail_folders())).clone(),
+        Stream::Calendars => C.get_or_init(|| Arc::new(calendars())).clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(stream: Stream) -> Vec<String> {
+        schema(stream).fields().iter().map(|f| f.name().clone()).collect()
+    }
+
+    /// Column names are a user contract.
+    #[test]
+    fn calendars_and_events_columns() {
+        assert_eq!(
+            names(Stream::Calendars),
+            [
+                "mailbox_id",
+                "id",
+                "_op",
+                "_seq",
+                "_extracted_at",
+                "_run_id",
+                "name",
+                "color",
+                "hex_color",
+                "is_default_calendar",
+                "can_edit",
+                "can_share",
+                "can_view_private_items",
+                "is_removable",
+                "owner_name",
+                "owner_address",
+                "change_key"
+            ]
+        );
+        let e = names(Stream::Events);
+        assert_eq!(e[..7], ["mailbox_id", "calendar_id", "id", "_op", "_seq", "_extracted_at", "_run_id"]);
+        assert_eq!(e.len(), 7 + 23);
+        let events = schema(Stream::Events);
+        assert!(events.field_with_name(CALENDAR_ID).unwrap().is_nullable());
+        assert_eq!(*events.field_with_name(CALENDAR_ID).unwrap().data_type(), DataType::Utf8);
+        for stream in Stream::ALL {
+            let sc = schema(stream);
+            for k in [c::MAILBOX_ID, c::ID, c::OP, c::SEQ, c::EXTRACTED_AT, c::RUN_ID] {
+                assert!(!sc.field_with_name(k).unwrap().is_nullable(), "{stream}.{k}");
+            }
+        }
     }
 }

@@ -12,22 +12,33 @@
 //!   `MailboxListing::failed`, the runner reports that mailbox failed and syncs the others.
 //!   Errors that stop the run (credentials, the directory refused) still stop it.
 //!   `Me` resolves `/me` and marks the mailbox `via_me`.
+//! - `calendars`: `GET /users/{id}/calendars?$top=100` (`/me/calendars` for a `via_me`
+//!   mailbox), following `@odata.nextLink` (checked like every link) to the end of the listing
+//!   ([`RequestKind::Calendars`]: classified like any mailbox-level read). Each page is
+//!   normalized into `calendars` rows as it arrives (`_seq` in listing order); a calendar id
+//!   listed twice keeps its first row. `CalendarInfo`s and rows are in the same order. A
+//!   listing longer than [`MAX_CALENDAR_PAGES`] pages fails as `Partition`.
 //! - `fetch_page`: `PageRequest::Initial` builds the partition's first-round URL
 //!   (mail folders → `mailFolders/delta`; messages → the folder's `messages/delta` with
-//!   `$select`; events → `calendarView/delta` with the configured window); `PageRequest::Link`
-//!   follows the stored link after checking it points at `graph_url`. The page must carry
-//!   exactly one of nextLink / deltaLink.
+//!   `$select`; events → `calendars/{calendar id}/calendarView/delta` with the configured
+//!   window, or the default calendar's `calendarView/delta` for the legacy partition without a
+//!   calendar id); `PageRequest::Link` follows the stored link after checking it points at
+//!   `graph_url`. The page must carry exactly one of nextLink / deltaLink. `calendars` is a
+//!   listing, never fetched with `fetch_page` (a `Fatal` error). A 404 `ErrorItemNotFound` on a
+//!   calendar's delta is `FolderGone` (the calendar was deleted; the runner retires its
+//!   partition); on the legacy partition, whose default calendar cannot be deleted, it is a
+//!   `Partition` error instead.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use async_trait::async_trait;
 use futures::StreamExt;
 use outlake_pipeline::limiter::Limiter;
 use outlake_pipeline::model::{Cursor, Mailbox, Page, PageRequest, PartitionKey, Stream};
 use outlake_pipeline::seq::SeqGen;
-use outlake_pipeline::source::{MailboxListing, RequestStats, Source, SourceError, SourceErrorKind};
+use outlake_pipeline::source::{CalendarInfo, CalendarListing, MailboxListing, RequestStats, Source, SourceError, SourceErrorKind};
 
 use super::auth::TokenProvider;
 use super::client::{BodyError, ClientSettings, Failure, GraphClient, RequestSpec};
@@ -39,6 +50,9 @@ use super::wire::{User, UsersPage};
 
 /// Counters for requests that belong to no mailbox (directory listing).
 pub(super) const DIRECTORY_KEY: &str = "(directory)";
+
+/// Calendars listing pages after which the listing is taken not to end.
+pub const MAX_CALENDAR_PAGES: usize = 1_000;
 
 pub struct GraphSource {
     pub(super) opts: GraphOptions,
@@ -182,11 +196,108 @@ impl GraphSource {
     }
 }
 
+impl GraphSource {
+    fn context(&self, mailbox_id: &str, folder_id: Option<String>, run_id: &str) -> NormalizeContext {
+        NormalizeContext {
+            mailbox_id: mailbox_id.to_string(),
+            folder_id,
+            extracted_at: chrono::Utc::now(),
+            run_id: run_id.to_string(),
+            fetch_bodies: self.opts.fetch_bodies,
+        }
+    }
+
+    /// A mailbox's calendars listing, followed to its end (module contract).
+    pub(super) async fn list_calendars(&self, mailbox: &Mailbox, seq: &SeqGen, run_id: &str) -> Result<CalendarListing, SourceError> {
+        let g = &self.opts.graph_url;
+        let ctx = self.context(&mailbox.id, None, run_id);
+        let label = mailbox.label();
+        let mut url = urls::calendars(g, mailbox);
+        let mut batches = Vec::new();
+        for _ in 0..MAX_CALENDAR_PAGES {
+            let spec = RequestSpec { url, kind: RequestKind::Calendars, mailbox_key: &mailbox.id, discovered: self.discovered() };
+            let page = self
+                .client
+                .get(&spec, |body| {
+                    normalize::normalize_page(Stream::Calendars, body, &ctx, seq).map_err(|e| match e.kind {
+                        NormalizeErrorKind::Syntax => BodyError::Retry(e.message),
+                        NormalizeErrorKind::Invalid => BodyError::Fail(SourceError::new(
+                            SourceErrorKind::Partition,
+                            None,
+                            format!("{label}: malformed calendars listing from Graph: {}; the calendars and their events were not synced", e.message),
+                        )),
+                    })
+                })
+                .await?;
+            batches.push(page.batch);
+            match page.next_link {
+                Some(next) => {
+                    url = urls::validate_link(&next, g)
+                        .map_err(|e| SourceError::new(e.kind, e.code.clone(), format!("{label}: calendars listing: {}", e.message)))?;
+                }
+                None => return listing_of(&batches),
+            }
+        }
+        Err(SourceError::new(SourceErrorKind::Partition, None, format!("{label}: the calendars listing did not end after {MAX_CALENDAR_PAGES} pages")))
+    }
+}
+
+/// The listing's pages as one batch and its `CalendarInfo`s, in order, first row of each id.
+fn listing_of(batches: &[RecordBatch]) -> Result<CalendarListing, SourceError> {
+    let internal = |e: arrow::error::ArrowError| SourceError::new(SourceErrorKind::Fatal, None, format!("assembling the calendars listing: {e}"));
+    let batch = arrow::compute::concat_batches(&super::schema::schema(Stream::Calendars), batches).map_err(internal)?;
+    let col = |name: &str| batch.column_by_name(name).unwrap_or_else(|| panic!("calendars schema has `{name}`"));
+    let (ids, names, owners, keys) =
+        (col("id").as_string::<i32>(), col("name").as_string::<i32>(), col("owner_address").as_string::<i32>(), col("change_key").as_string::<i32>());
+    let default = col("is_default_calendar").as_boolean();
+    let opt = |a: &arrow::array::StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_string());
+    let mut seen = HashSet::new();
+    let mut keep = Vec::with_capacity(batch.num_rows());
+    let mut calendars = Vec::with_capacity(batch.num_rows());
+    for i in 0..batch.num_rows() {
+        let first = seen.insert(ids.value(i));
+        keep.push(first);
+        if first {
+            calendars.push(CalendarInfo {
+                id: ids.value(i).to_string(),
+                name: opt(names, i).unwrap_or_default(),
+                owner_address: opt(owners, i),
+                is_default: default.is_valid(i) && default.value(i),
+                change_key: opt(keys, i),
+            });
+        }
+    }
+    let batch = if calendars.len() == batch.num_rows() {
+        batch.clone()
+    } else {
+        tracing::warn!(listed = batch.num_rows(), distinct = calendars.len(), "the calendars listing named a calendar more than once; keeping the first");
+        arrow::compute::filter_record_batch(&batch, &BooleanArray::from(keep)).map_err(internal)?
+    };
+    Ok(CalendarListing { calendars, batch })
+}
+
 /// The mailbox of a user from `/users/{x}` or `/me`.
 pub(super) fn user_of(body: &[u8]) -> Result<Mailbox, BodyError> {
     let user: User<'_> = serde_json::from_slice(body).map_err(json_error)?;
     let id = user.id.as_deref().ok_or_else(|| BodyError::Fail(SourceError::new(SourceErrorKind::Fatal, None, "user has no `id` in Graph's answer")))?;
     Ok(Mailbox { id: id.to_string(), upn: user.user_principal_name.as_deref().map(str::to_string), via_me: false })
+}
+
+fn calendars_not_paged(partition: &PartitionKey) -> SourceError {
+    SourceError::new(
+        SourceErrorKind::Fatal,
+        None,
+        format!("{partition}: `calendars` is a listing without delta: list it with `Source::calendars`, not `fetch_page`"),
+    )
+}
+
+/// The legacy events partition follows the default calendar, which cannot be deleted: a
+/// "gone" answer there must not retire the partition (module contract).
+fn legacy_events_not_gone(partition: &PartitionKey, e: SourceError) -> SourceError {
+    if partition.stream == Stream::Events && partition.folder_id.is_none() && e.kind == SourceErrorKind::FolderGone {
+        return SourceError { kind: SourceErrorKind::Partition, message: format!("{partition}: {} (the default calendar's delta)", e.message), ..e };
+    }
+    e
 }
 
 pub(super) fn json_error(e: serde_json::Error) -> BodyError {
@@ -264,7 +375,8 @@ impl Source for GraphSource {
             }
             PageRequest::Initial => match stream {
                 Stream::MailFolders => urls::folder_delta(g, mailbox),
-                Stream::Events => urls::event_delta(g, mailbox, self.opts.calendar_start, self.opts.calendar_end),
+                Stream::Events => urls::event_delta(g, mailbox, folder, self.opts.calendar_start, self.opts.calendar_end),
+                Stream::Calendars => return Err(calendars_not_paged(partition)),
                 Stream::Messages => {
                     let folder =
                         folder.ok_or_else(|| SourceError::new(SourceErrorKind::Fatal, None, format!("{partition}: a messages partition needs a folder id")))?;
@@ -276,14 +388,9 @@ impl Source for GraphSource {
             Stream::MailFolders => RequestKind::FolderDelta,
             Stream::Messages => RequestKind::MessageDelta,
             Stream::Events => RequestKind::EventDelta,
+            Stream::Calendars => return Err(calendars_not_paged(partition)),
         };
-        let ctx = NormalizeContext {
-            mailbox_id: mailbox.id.clone(),
-            folder_id: partition.folder_id.clone(),
-            extracted_at: chrono::Utc::now(),
-            run_id: run_id.to_string(),
-            fetch_bodies: self.opts.fetch_bodies,
-        };
+        let ctx = self.context(&mailbox.id, partition.folder_id.clone(), run_id);
         let spec = RequestSpec { url, kind, mailbox_key: &mailbox.id, discovered: self.discovered() };
         let (page, bytes) = self
             .client
@@ -300,7 +407,8 @@ impl Source for GraphSource {
                     )),
                 })
             })
-            .await?;
+            .await
+            .map_err(|e| legacy_events_not_gone(partition, e))?;
         // A link that leaves graph_url fails the page that carries it, so neither its rows nor
         // the link are committed (a stored bad link would fail every later run as well).
         for link in [&page.next_link, &page.delta_link].into_iter().flatten() {
@@ -330,18 +438,81 @@ impl Source for GraphSource {
         }
     }
 
+    async fn calendars(&self, mailbox: &Mailbox, seq: &SeqGen, run_id: &str) -> Result<CalendarListing, SourceError> {
+        self.list_calendars(mailbox, seq, run_id).await
+    }
+
     fn delete_rows(&self, partition: &PartitionKey, ids: &[String], seq: &SeqGen, run_id: &str) -> RecordBatch {
-        let ctx = NormalizeContext {
-            mailbox_id: partition.mailbox_id.clone(),
-            folder_id: partition.folder_id.clone(),
-            extracted_at: chrono::Utc::now(),
-            run_id: run_id.to_string(),
-            fetch_bodies: self.opts.fetch_bodies,
-        };
+        let ctx = self.context(&partition.mailbox_id, partition.folder_id.clone(), run_id);
         normalize::delete_rows(partition.stream, ids, &ctx, seq)
     }
 
     fn stats(&self, mailbox_id: &str) -> RequestStats {
         self.client.stats(mailbox_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::AsArray;
+    use outlake_config::Secret;
+
+    use super::*;
+
+    fn source() -> GraphSource {
+        let url = url::Url::parse("http://127.0.0.1:9").unwrap();
+        let mut o = GraphOptions::new("tenant", "client", Some(Secret::new("s")));
+        o.graph_url = url.clone();
+        o.authority_url = url;
+        GraphSource::new(o).unwrap()
+    }
+
+    fn page(body: &str, seq: &SeqGen) -> RecordBatch {
+        let ctx = source().context("mbx", None, "run");
+        normalize::normalize_page(Stream::Calendars, body.as_bytes(), &ctx, seq).unwrap().batch
+    }
+
+    #[test]
+    fn listing_keeps_order_and_the_first_row_of_an_id() {
+        let seq = SeqGen::new(0);
+        let p1 = page(r#"{"value":[{"id":"a","name":"A","isDefaultCalendar":true,"changeKey":"k","owner":{"address":"me@x"}},{"id":"b"}]}"#, &seq);
+        let p2 = page(r#"{"value":[{"id":"a","name":"again"},{"id":"c","name":"C","isDefaultCalendar":false}]}"#, &seq);
+        let l = listing_of(&[p1, p2]).unwrap();
+        let infos: Vec<(&str, &str, bool)> = l.calendars.iter().map(|c| (c.id.as_str(), c.name.as_str(), c.is_default)).collect();
+        assert_eq!(infos, [("a", "A", true), ("b", "", false), ("c", "C", false)]);
+        assert_eq!(l.calendars[0].owner_address.as_deref(), Some("me@x"));
+        assert_eq!(l.calendars[0].change_key.as_deref(), Some("k"));
+        assert_eq!(l.calendars[1].change_key, None);
+        assert_eq!(l.batch.num_rows(), 3);
+        let ids = l.batch.column_by_name("id").unwrap().as_string::<i32>();
+        assert_eq!((ids.value(0), ids.value(1), ids.value(2)), ("a", "b", "c"));
+        let seqs = l.batch.column_by_name("_seq").unwrap().as_primitive::<arrow::datatypes::Int64Type>();
+        assert!(seqs.value(0) < seqs.value(1) && seqs.value(1) < seqs.value(2), "_seq in listing order");
+        let empty = listing_of(&[]).unwrap();
+        assert!(empty.calendars.is_empty() && empty.batch.num_rows() == 0);
+    }
+
+    #[tokio::test]
+    async fn calendars_are_not_paged_with_fetch_page() {
+        let src = source();
+        let mb = Mailbox { id: "mbx".into(), upn: None, via_me: false };
+        let part = PartitionKey::new("mbx", Stream::Calendars, None);
+        for req in [PageRequest::Initial, PageRequest::Link(Cursor::Next("http://127.0.0.1:9/v1.0/x".into()))] {
+            let e = src.fetch_page(&mb, &part, &req, &SeqGen::new(0), "r").await.unwrap_err();
+            assert_eq!(e.kind, SourceErrorKind::Fatal, "{e}");
+            assert!(e.message.contains("Source::calendars"), "{}", e.message);
+        }
+        assert_eq!(src.stats("mbx").requests, 0);
+    }
+
+    #[test]
+    fn a_gone_default_calendar_does_not_retire_the_legacy_partition() {
+        let gone = || SourceError::new(SourceErrorKind::FolderGone, Some("ErrorItemNotFound".into()), "gone");
+        let legacy = PartitionKey::new("m", Stream::Events, None);
+        assert_eq!(legacy_events_not_gone(&legacy, gone()).kind, SourceErrorKind::Partition);
+        let calendar = PartitionKey::new("m", Stream::Events, Some("cal".into()));
+        assert_eq!(legacy_events_not_gone(&calendar, gone()).kind, SourceErrorKind::FolderGone);
+        let folder = PartitionKey::new("m", Stream::Messages, Some("f".into()));
+        assert_eq!(legacy_events_not_gone(&folder, gone()).kind, SourceErrorKind::FolderGone);
     }
 }

@@ -125,12 +125,30 @@ pub fn message_delta(graph: &Url, mailbox: &Mailbox, folder_id: &str, fetch_bodi
     url
 }
 
-pub fn event_delta(graph: &Url, mailbox: &Mailbox, start: DateTime<Utc>, end: DateTime<Utc>) -> Url {
+/// `calendarView/delta` with the window: the calendar `calendar_id`'s
+/// (`calendars/{id}/calendarView/delta`), or the default calendar's for `None` (the URL of the
+/// legacy single events partition).
+pub fn event_delta(graph: &Url, mailbox: &Mailbox, calendar_id: Option<&str>, start: DateTime<Utc>, end: DateTime<Utc>) -> Url {
     let mut s = owner(mailbox);
+    if let Some(cal) = calendar_id {
+        s.extend(["calendars", cal]);
+    }
     s.extend(["calendarView", "delta"]);
     let mut url = api(graph, &s);
     let f = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
     url.set_query(Some(&format!("startDateTime={}&endDateTime={}", f(start), f(end))));
+    url
+}
+
+/// Calendars listed per page of `calendars`.
+pub const CALENDARS_TOP: u32 = 100;
+
+/// `calendars?$top=100`: the first page of a mailbox's calendars listing.
+pub fn calendars(graph: &Url, mailbox: &Mailbox) -> Url {
+    let mut s = owner(mailbox);
+    s.push("calendars");
+    let mut url = api(graph, &s);
+    url.set_query(Some(&format!("$top={CALENDARS_TOP}")));
     url
 }
 
@@ -212,9 +230,19 @@ mod tests {
         let start = DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z").unwrap().to_utc();
         let end = DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z").unwrap().to_utc();
         assert_eq!(
-            event_delta(&g, &mb("u1", false), start, end).as_str(),
+            event_delta(&g, &mb("u1", false), None, start, end).as_str(),
             "https://graph.microsoft.com/v1.0/users/u1/calendarView/delta?startDateTime=2024-01-01T00:00:00Z&endDateTime=2025-01-01T00:00:00Z"
         );
+        assert_eq!(
+            event_delta(&g, &mb("u1", false), Some("AAMkAG/c+d=="), start, end).as_str(),
+            "https://graph.microsoft.com/v1.0/users/u1/calendars/AAMkAG%2Fc+d==/calendarView/delta?startDateTime=2024-01-01T00:00:00Z&endDateTime=2025-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            event_delta(&g, &mb("u1", true), Some("cal 1"), start, end).as_str(),
+            "https://graph.microsoft.com/v1.0/me/calendars/cal%201/calendarView/delta?startDateTime=2024-01-01T00:00:00Z&endDateTime=2025-01-01T00:00:00Z"
+        );
+        assert_eq!(calendars(&g, &mb("u/1", false)).as_str(), "https://graph.microsoft.com/v1.0/users/u%2F1/calendars?$top=100");
+        assert_eq!(calendars(&g, &mb("u1", true)).as_str(), "https://graph.microsoft.com/v1.0/me/calendars?$top=100");
         let sim = Url::parse("http://127.0.0.1:4000/").unwrap();
         assert_eq!(users(&sim).as_str(), "http://127.0.0.1:4000/v1.0/users?$select=id,userPrincipalName,mail&$top=999");
         assert_eq!(token_endpoint(&sim, "t1").as_str(), "http://127.0.0.1:4000/t1/oauth2/v2.0/token");

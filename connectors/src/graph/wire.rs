@@ -495,6 +495,30 @@ pub struct MailFolderItem<'a> {
     pub is_hidden: LBool,
 }
 
+/// A calendar from `GET /users/{id}/calendars` (a listing: no `@removed` entries).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct CalendarItem<'a> {
+    #[serde(borrow)]
+    pub id: LStr<'a>,
+    #[serde(borrow)]
+    pub name: LStr<'a>,
+    #[serde(borrow)]
+    pub color: LStr<'a>,
+    #[serde(borrow)]
+    pub hex_color: LStr<'a>,
+    pub is_default_calendar: LBool,
+    pub can_edit: LBool,
+    pub can_share: LBool,
+    pub can_view_private_items: LBool,
+    pub is_removable: LBool,
+    /// `{"name","address"}` (no `emailAddress` wrapper).
+    #[serde(borrow)]
+    pub owner: LObj<EmailAddress<'a>>,
+    #[serde(borrow)]
+    pub change_key: LStr<'a>,
+}
+
 /// A user from `/users` or `/me`.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default, rename_all = "camelCase")]

@@ -1,5 +1,6 @@
 //! `GraphSource` against `outlake_simulator`: full rounds, auth failures, token refresh,
-//! expired sync state, mailbox discovery, and transient faults.
+//! expired sync state, mailbox discovery, transient faults, and calendars (the listing, a
+//! calendar's events, a deleted calendar).
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
@@ -10,7 +11,7 @@ use outlake_connectors::{GraphOptions, GraphSource, MailboxSelection, schema};
 use outlake_pipeline::model::{Cursor, Mailbox, PageRequest, PartitionKey, Stream};
 use outlake_pipeline::seq::SeqGen;
 use outlake_pipeline::source::{Source, SourceErrorKind};
-use outlake_simulator::{FaultRates, SimConfig, Simulator};
+use outlake_simulator::{FaultRates, Mutation, SimConfig, Simulator};
 use serde_json::Value;
 
 fn options(sim: &Simulator, secret: &str) -> GraphOptions {
@@ -33,7 +34,8 @@ async fn start(cfg: SimConfig) -> Simulator {
 }
 
 fn small() -> SimConfig {
-    SimConfig { users: 2, messages_per_mailbox: 80, events_per_mailbox: 30, ..SimConfig::default() }
+    // No events years away: none lies near the edges of the tests' calendar window.
+    SimConfig { users: 2, messages_per_mailbox: 80, events_per_mailbox: 30, distant_event_share: 0.0, ..SimConfig::default() }
 }
 
 /// Follow a partition's round to its deltaLink; returns (batches, deltaLink).
@@ -156,10 +158,13 @@ async fn full_round_of_each_stream_matches_the_truth() {
     }
     assert!(found);
 
-    // Events in the window.
-    let epart = PartitionKey::new(&mb.id, Stream::Events, None);
-    let (eb, _) = round(&src, &mb, &epart, PageRequest::Initial, &seq).await;
-    let (events, _) = state(&eb);
+    // Events in the window, calendar by calendar.
+    let mut events = BTreeSet::new();
+    for cal in src.calendars(&mb, &seq, "run-t").await.unwrap().calendars {
+        let epart = PartitionKey::new(&mb.id, Stream::Events, Some(cal.id));
+        let (eb, _) = round(&src, &mb, &epart, PageRequest::Initial, &seq).await;
+        events.extend(state(&eb).0);
+    }
     let all_events = t["events"].as_array().unwrap();
     for e in all_events {
         for edge in [win_start, win_end] {
@@ -345,5 +350,133 @@ async fn throttled_mailbox_waits_for_retry_after_and_completes() {
     assert!(st.throttled > 0, "{st:?}");
     assert!(st.throttle_wait_ms > 0, "{st:?}");
     assert!(st.retries >= st.throttled, "{st:?}");
+    sim.shutdown().await;
+}
+
+fn calendars_world() -> SimConfig {
+    SimConfig { users: 3, events_per_mailbox: 60, calendars_per_mailbox: 2, shared_calendars: true, ..small() }
+}
+
+/// `calendars()` lists every calendar of the truth in its order, following nextLinks, with one
+/// `calendars` row per calendar; `calendar_list` is the same listing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calendars_listing_matches_the_truth() {
+    let sim = start(calendars_world()).await;
+    // Two calendars per page: the listing of four calendars takes nextLinks.
+    sim.reconfigure(|c| c.page_cap = 2);
+    let src = GraphSource::new(options(&sim, &sim.client_secret())).unwrap();
+    let mb = src.mailboxes().await.unwrap().mailboxes[0].clone();
+    let truth = sim.truth();
+    let want = truth_of(&truth, &mb.id)["calendars"].as_array().unwrap().clone();
+    assert!(want.len() > 2, "the world has more calendars than a page: {}", want.len());
+
+    let seq = SeqGen::new(0);
+    let before = src.stats(&mb.id).requests;
+    let listing = src.calendars(&mb, &seq, "run-c").await.unwrap();
+    assert!(src.stats(&mb.id).requests - before >= 2, "the listing was paged");
+    let got: Vec<&str> = listing.calendars.iter().map(|c| c.id.as_str()).collect();
+    let want_ids: Vec<&str> = want.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(got, want_ids);
+    for (info, t) in listing.calendars.iter().zip(&want) {
+        assert_eq!(info.name, t["name"].as_str().unwrap());
+        assert_eq!(info.is_default, t["isDefaultCalendar"].as_bool().unwrap());
+        assert_eq!(info.owner_address.as_deref(), t["owner"]["address"].as_str());
+        assert_eq!(info.change_key.as_deref(), t["changeKey"].as_str());
+    }
+    assert_eq!(listing.calendars.iter().filter(|c| c.is_default).count(), 1);
+
+    let b = &listing.batch;
+    assert_eq!(b.schema(), schema(Stream::Calendars));
+    assert_eq!(b.num_rows(), want.len());
+    let col = |name: &str| b.column_by_name(name).unwrap().as_string::<i32>().clone();
+    let (ids, ops, mbx, run, hex) = (col("id"), col("_op"), col("mailbox_id"), col("_run_id"), col("hex_color"));
+    let seqs = b.column_by_name("_seq").unwrap().as_primitive::<arrow::datatypes::Int64Type>().clone();
+    let bools = |name: &str| b.column_by_name(name).unwrap().as_boolean().clone();
+    let (removable, can_edit) = (bools("is_removable"), bools("can_edit"));
+    for (i, t) in want.iter().enumerate() {
+        assert_eq!(ids.value(i), t["id"].as_str().unwrap());
+        assert_eq!((ops.value(i), mbx.value(i), run.value(i)), ("upsert", mb.id.as_str(), "run-c"));
+        assert_eq!(hex.is_valid(i).then(|| hex.value(i)), t["hexColor"].as_str());
+        assert_eq!(removable.value(i), t["isRemovable"].as_bool().unwrap());
+        assert_eq!(can_edit.value(i), t["canEdit"].as_bool().unwrap());
+        if i > 0 {
+            assert!(seqs.value(i) > seqs.value(i - 1), "_seq in listing order");
+        }
+    }
+    assert_eq!(src.calendar_list(&mb).await.unwrap(), listing.calendars);
+    sim.shutdown().await;
+}
+
+/// A calendar's partition reads that calendar's events, each row carrying its id; a deleted
+/// calendar's delta is `FolderGone`, from a fresh round and from a stored link alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calendars_events_carry_its_id_and_a_deleted_calendar_is_gone() {
+    let sim = start(calendars_world()).await;
+    let opts = options(&sim, &sim.client_secret());
+    let (win_start, win_end) = (opts.calendar_start.timestamp_micros(), opts.calendar_end.timestamp_micros());
+    let src = GraphSource::new(opts).unwrap();
+    let mb = src.mailboxes().await.unwrap().mailboxes[0].clone();
+    let seq = SeqGen::new(0);
+    let listing = src.calendars(&mb, &seq, "r").await.unwrap();
+    let truth = sim.truth();
+    let t = truth_of(&truth, &mb.id);
+    let in_window = |e: &&Value| approx_utc(&e["start"]) < win_end && approx_utc(&e["end"]) > win_start;
+
+    let mut links = Vec::new();
+    let mut seen_events = 0;
+    for cal in &listing.calendars {
+        let part = PartitionKey::new(&mb.id, Stream::Events, Some(cal.id.clone()));
+        // The first page alone: the calendar's own URL, rows in the events schema.
+        let first = src.fetch_page(&mb, &part, &PageRequest::Initial, &seq, "r").await.unwrap();
+        assert_eq!(first.batch.schema(), schema(Stream::Events));
+        let (batches, delta) = round(&src, &mb, &part, PageRequest::Initial, &seq).await;
+        for b in &batches {
+            let cid = b.column_by_name("calendar_id").unwrap().as_string::<i32>();
+            assert!((0..b.num_rows()).all(|i| cid.is_valid(i) && cid.value(i) == cal.id), "{}: rows of another calendar", cal.id);
+        }
+        let (got, _) = state(&batches);
+        let want: BTreeSet<String> = t["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["calendarId"] == cal.id.as_str())
+            .filter(in_window)
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(got, want, "calendar {} ({})", cal.name, cal.id);
+        seen_events += got.len();
+        links.push((cal.clone(), delta));
+    }
+    assert!(seen_events > 0);
+
+    // The legacy partition (no calendar id) still reads the default calendar.
+    let legacy = PartitionKey::new(&mb.id, Stream::Events, None);
+    let (lb, _) = round(&src, &mb, &legacy, PageRequest::Initial, &seq).await;
+    assert!(lb.iter().all(|b| b.column_by_name("calendar_id").unwrap().null_count() == b.num_rows()));
+    let default = listing.calendars.iter().find(|c| c.is_default).unwrap();
+    let want_default: BTreeSet<String> = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["calendarId"] == default.id.as_str())
+        .filter(in_window)
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(state(&lb).0, want_default);
+
+    // Delete a removable calendar: its partition is gone.
+    let removable: Vec<String> =
+        t["calendars"].as_array().unwrap().iter().filter(|c| c["isRemovable"] == true).map(|c| c["id"].as_str().unwrap().to_string()).collect();
+    let (gone, delta) = links.iter().find(|(c, _)| removable.contains(&c.id)).expect("a removable calendar").clone();
+    sim.mutate(vec![Mutation::DeleteCalendar { mailbox: mb.id.clone(), id: gone.id.clone() }]).unwrap();
+    let part = PartitionKey::new(&mb.id, Stream::Events, Some(gone.id.clone()));
+    for req in [PageRequest::Initial, PageRequest::Link(Cursor::Delta(delta))] {
+        let e = src.fetch_page(&mb, &part, &req, &seq, "r").await.unwrap_err();
+        assert_eq!(e.kind, SourceErrorKind::FolderGone, "{e}");
+        assert_eq!(e.code.as_deref(), Some("ErrorItemNotFound"));
+    }
+    let after = src.calendars(&mb, &seq, "r").await.unwrap();
+    assert!(after.calendars.iter().all(|c| c.id != gone.id));
+    assert_eq!(after.calendars.len(), listing.calendars.len() - 1);
     sim.shutdown().await;
 }

@@ -1,6 +1,7 @@
 //! `events` rows from calendarView delta items.
 //!
-//! Key: (`mailbox_id`, `id`). `start`/`end` are `dateTimeTimeZone` values converted to UTC
+//! Key: (`mailbox_id`, `calendar_id`, `id`); `calendar_id` is the partition's calendar, set by
+//! [`super::assemble`] from the context, not read from the item. `start`/`end` are `dateTimeTimeZone` values converted to UTC
 //! (see [`super::timezones`]); `start_time_zone`/`end_time_zone` keep the `timeZone` strings as
 //! sent. A `dateTime` that does not parse or a zone that is not known nulls that timestamp and
 //! counts the item as malformed. `organizer` is `struct<name, address>`; `attendees` is

@@ -1,4 +1,5 @@
-//! Graph delta pages → Arrow record batches, in one pass over the response body.
+//! Graph delta pages (and calendars listing pages) → Arrow record batches, in one pass over the
+//! response body.
 //!
 //! Contract of [`normalize_page`]:
 //! - The body must be a JSON object. `value` must be an array (a page without `value` is
@@ -7,6 +8,9 @@
 //! - Each item of `value` must be an object with a string `id`. An item carrying `@removed`
 //!   becomes a `_op = 'delete'` row with only the key columns set (for messages,
 //!   `parent_folder_id` = the partition's folder). Every other item becomes an `upsert` row.
+//!   Calendars listings have no removals: every item is an upsert.
+//! - Events rows (upserts and deletes alike) carry `calendar_id` = the partition's calendar
+//!   (`NormalizeContext::folder_id`; null for the legacy single events partition).
 //! - **Leniency rule.** Unknown properties are ignored. A missing property or `null` is null. A
 //!   property of the wrong JSON type, or a timestamp / time zone that cannot be read, is written
 //!   as null and the item is counted once in `malformed_items`; the row is still written.
@@ -20,6 +24,7 @@
 //! Strings borrow from the body where they have no escapes and go straight into Arrow builders;
 //! there is no owned per-item struct.
 
+pub mod calendars;
 pub mod events;
 pub mod mail_folders;
 pub mod messages;
@@ -43,7 +48,7 @@ use outlake_pipeline::seq::SeqGen;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::schema::schema;
+use super::schema::{CALENDAR_ID, schema};
 use super::wire::{LStr, take_malformed};
 
 /// What a page is normalized for.
@@ -51,8 +56,10 @@ use super::wire::{LStr, take_malformed};
 pub struct NormalizeContext {
     /// The Graph user id (`mailbox_id` column).
     pub mailbox_id: String,
-    /// The partition's folder (messages only): `parent_folder_id` of delete rows and of upserts
-    /// that lack it.
+    /// The partition's folder id. Messages: `parent_folder_id` of delete rows and of upserts
+    /// that lack it. Events: the calendar id, written to `calendar_id` of every row (`None` for
+    /// the legacy single events partition, whose rows have a null `calendar_id`). Unused for
+    /// `mail_folders` and `calendars`.
     pub folder_id: Option<String>,
     /// `_extracted_at` of every row of the page.
     pub extracted_at: DateTime<Utc>,
@@ -123,6 +130,10 @@ pub(crate) fn assemble<T: Table>(stream: Stream, table: T, mut rows: Rows, ctx: 
     let (key_extra, data) = table.finish();
     let mut cols: Vec<ArrayRef> = Vec::with_capacity(8 + data.len());
     cols.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(ctx.mailbox_id.as_str(), n))));
+    if stream == Stream::Events {
+        debug_assert_eq!(schema(stream).field(1).name(), CALENDAR_ID);
+        cols.push(Arc::new(std::iter::repeat_n(ctx.folder_id.as_deref(), n).collect::<StringArray>()));
+    }
     cols.push(Arc::new(rows.ids.finish()));
     if let Some(k) = key_extra {
         cols.push(k);
@@ -136,7 +147,9 @@ pub(crate) fn assemble<T: Table>(stream: Stream, table: T, mut rows: Rows, ctx: 
     RecordBatch::try_new(schema(stream), cols).expect("normalizers build columns that match their schema")
 }
 
-/// Delete rows for `ids` (key columns only), used for re-baselines and retired folders.
+/// Delete rows for `ids` (key columns only: for messages `parent_folder_id`, for events
+/// `calendar_id`, both from `ctx.folder_id`), used for re-baselines, retired folders and
+/// calendars, and calendars gone from the listing.
 pub fn delete_rows(stream: Stream, ids: &[String], ctx: &NormalizeContext, seq: &SeqGen) -> RecordBatch {
     fn go<T: Table>(stream: Stream, ids: &[String], ctx: &NormalizeContext, seq: &SeqGen) -> RecordBatch {
         let mut table = T::with_capacity(ids.len(), ctx);
@@ -152,15 +165,18 @@ pub fn delete_rows(stream: Stream, ids: &[String], ctx: &NormalizeContext, seq: 
         Stream::Messages => go::<messages::Messages>(stream, ids, ctx, seq),
         Stream::Events => go::<events::Events>(stream, ids, ctx, seq),
         Stream::MailFolders => go::<mail_folders::MailFolders>(stream, ids, ctx, seq),
+        Stream::Calendars => go::<calendars::Calendars>(stream, ids, ctx, seq),
     }
 }
 
-/// Parse one delta page of `stream` into a batch of that table's schema.
+/// Parse one delta page of `stream` (for [`Stream::Calendars`], one page of the calendars
+/// listing) into a batch of that table's schema.
 pub fn normalize_page(stream: Stream, body: &[u8], ctx: &NormalizeContext, seq: &SeqGen) -> Result<NormalizedPage, NormalizeError> {
     match stream {
         Stream::Messages => normalize_with::<messages::Messages>(stream, body, ctx, seq),
         Stream::Events => normalize_with::<events::Events>(stream, body, ctx, seq),
         Stream::MailFolders => normalize_with::<mail_folders::MailFolders>(stream, body, ctx, seq),
+        Stream::Calendars => normalize_with::<calendars::Calendars>(stream, body, ctx, seq),
     }
 }
 

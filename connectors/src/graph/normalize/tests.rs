@@ -372,3 +372,134 @@ fn links_must_be_strings() {
     let ok = normalize_page(Stream::Messages, br#"{"value":[],"@odata.nextLink":null,"@odata.deltaLink":"d"}"#, &c, &seq).unwrap();
     assert_eq!(ok.next_link, None);
 }
+
+const CALENDARS: &str = r##"{
+  "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('u')/calendars",
+  "@odata.nextLink": "https://graph.microsoft.com/v1.0/users/u/calendars?$top=100&$skip=100",
+  "value": [
+    {
+      "id": "AAMkAGI2TGuLAAA=",
+      "name": "Calendar",
+      "color": "auto",
+      "hexColor": "",
+      "isDefaultCalendar": true,
+      "changeKey": "nfZyf7VcrEKLNoU37KWlkQAAA0x0+w==",
+      "canShare": true,
+      "canViewPrivateItems": true,
+      "canEdit": true,
+      "allowedOnlineMeetingProviders": ["teamsForBusiness"],
+      "defaultOnlineMeetingProvider": "teamsForBusiness",
+      "isTallyingResponses": true,
+      "isRemovable": false,
+      "owner": {"name": "Megan Bowen", "address": "MeganB@contoso.com"}
+    },
+    {
+      "id": "AAMkAGI2TGuLBBB=",
+      "name": 7,
+      "color": "lightBlue",
+      "hexColor": "#a6d1f5",
+      "isDefaultCalendar": "no",
+      "canEdit": false,
+      "owner": ["not", "an", "object"],
+      "@removed": {"reason": "deleted"}
+    },
+    {"id": "AAMkAGI2TGuLCCC=", "owner": {"address": "boss@contoso.com"}}
+  ]
+}"##;
+
+#[test]
+fn calendars_page() {
+    let seq = SeqGen::new(0);
+    let p = normalize_page(Stream::Calendars, CALENDARS.as_bytes(), &ctx(None, false), &seq).unwrap();
+    let b = &p.batch;
+    assert_eq!(b.schema(), crate::graph::schema::schema(Stream::Calendars));
+    assert_eq!(b.num_rows(), 3);
+    assert_eq!(p.next_link.as_deref(), Some("https://graph.microsoft.com/v1.0/users/u/calendars?$top=100&$skip=100"));
+    assert_eq!(p.delta_link, None);
+    assert_eq!(p.upserted_ids, ["AAMkAGI2TGuLAAA=", "AAMkAGI2TGuLBBB=", "AAMkAGI2TGuLCCC="]);
+    assert_eq!(p.removed, 0, "a listing has no removals");
+    assert_eq!(p.malformed_items, 1);
+    // Every column of the first calendar.
+    assert_eq!(s(b, "mailbox_id", 0), Some("mbx-1"));
+    assert_eq!(s(b, "id", 0), Some("AAMkAGI2TGuLAAA="));
+    assert_eq!(s(b, "_op", 0), Some("upsert"));
+    assert_eq!(s(b, "_run_id", 0), Some("run-1"));
+    assert_eq!(ts(b, "_extracted_at", 0), Some(micros("2024-05-01T12:00:00Z")));
+    assert_eq!(s(b, "name", 0), Some("Calendar"));
+    assert_eq!(s(b, "color", 0), Some("auto"));
+    assert_eq!(s(b, "hex_color", 0), Some(""));
+    assert_eq!(boolean(b, "is_default_calendar", 0), Some(true));
+    assert_eq!(boolean(b, "can_edit", 0), Some(true));
+    assert_eq!(boolean(b, "can_share", 0), Some(true));
+    assert_eq!(boolean(b, "can_view_private_items", 0), Some(true));
+    assert_eq!(boolean(b, "is_removable", 0), Some(false));
+    assert_eq!(s(b, "owner_name", 0), Some("Megan Bowen"));
+    assert_eq!(s(b, "owner_address", 0), Some("MeganB@contoso.com"));
+    assert_eq!(s(b, "change_key", 0), Some("nfZyf7VcrEKLNoU37KWlkQAAA0x0+w=="));
+    // Wrong types → null, the row kept and counted once; `@removed` is not a listing's.
+    assert_eq!(s(b, "_op", 1), Some("upsert"));
+    assert_eq!(s(b, "name", 1), None);
+    assert_eq!(boolean(b, "is_default_calendar", 1), None);
+    assert_eq!(s(b, "owner_name", 1), None);
+    assert_eq!(s(b, "owner_address", 1), None);
+    assert_eq!(s(b, "hex_color", 1), Some("#a6d1f5"));
+    assert_eq!(boolean(b, "can_edit", 1), Some(false));
+    assert_eq!(boolean(b, "can_share", 1), None);
+    // Missing properties → null, not malformed.
+    assert_eq!(s(b, "name", 2), None);
+    assert_eq!(s(b, "owner_name", 2), None);
+    assert_eq!(s(b, "owner_address", 2), Some("boss@contoso.com"));
+    let seqs = b.column_by_name("_seq").unwrap().as_primitive::<Int64Type>();
+    assert_eq!((seqs.value(1), seqs.value(2)), (seqs.value(0) + 1, seqs.value(0) + 2));
+}
+
+#[test]
+fn calendars_page_failures() {
+    let seq = SeqGen::new(0);
+    let before = seq.high_water();
+    let c = ctx(None, false);
+    let e = normalize_page(Stream::Calendars, br#"{"value":[{"id":"a","name":"A"},{"name":"no id"}]}"#, &c, &seq).unwrap_err();
+    assert_eq!(e.kind, NormalizeErrorKind::Invalid);
+    assert!(e.message.contains("value[1]") && e.message.contains("id"), "{}", e.message);
+    let e = normalize_page(Stream::Calendars, br#"{"value":[{"id":5}]}"#, &c, &seq).unwrap_err();
+    assert!(e.message.contains("value[0]") && e.message.contains("id"), "{}", e.message);
+    assert_eq!(normalize_page(Stream::Calendars, br#"{"value":[{"id":"a""#, &c, &seq).unwrap_err().kind, NormalizeErrorKind::Syntax);
+    assert_eq!(seq.high_water(), before);
+}
+
+#[test]
+fn events_rows_carry_the_partition_calendar() {
+    let seq = SeqGen::new(0);
+    let p = normalize_page(Stream::Events, EVENTS.as_bytes(), &ctx(Some("cal/1+="), false), &seq).unwrap();
+    let b = &p.batch;
+    assert_eq!(b.schema().field(1).name(), "calendar_id");
+    for row in 0..3 {
+        assert_eq!(s(b, "calendar_id", row), Some("cal/1+="), "row {row}");
+    }
+    assert_eq!(s(b, "_op", 2), Some("delete"), "a removal carries the calendar too");
+    // The legacy partition (no calendar id): null.
+    let p = normalize_page(Stream::Events, EVENTS.as_bytes(), &ctx(None, false), &seq).unwrap();
+    assert!((0..3).all(|row| s(&p.batch, "calendar_id", row).is_none()));
+}
+
+#[test]
+fn delete_rows_of_calendars_and_events() {
+    let seq = SeqGen::new(0);
+    let b = delete_rows(Stream::Calendars, &["c1".into(), "c2".into()], &ctx(None, false), &seq);
+    assert_eq!(b.schema(), crate::graph::schema::schema(Stream::Calendars));
+    assert_eq!(b.num_rows(), 2);
+    assert_eq!((s(&b, "mailbox_id", 1), s(&b, "id", 1), s(&b, "_op", 1), s(&b, "_run_id", 1)), (Some("mbx-1"), Some("c2"), Some("delete"), Some("run-1")));
+    for col in ["name", "color", "hex_color", "owner_name", "owner_address", "change_key"] {
+        assert_eq!(s(&b, col, 0), None, "{col}");
+    }
+    for col in ["is_default_calendar", "can_edit", "can_share", "can_view_private_items", "is_removable"] {
+        assert_eq!(boolean(&b, col, 0), None, "{col}");
+    }
+
+    let b = delete_rows(Stream::Events, &["e1".into()], &ctx(Some("cal-9"), false), &seq);
+    assert_eq!(b.schema(), crate::graph::schema::schema(Stream::Events));
+    assert_eq!((s(&b, "calendar_id", 0), s(&b, "id", 0), s(&b, "_op", 0)), (Some("cal-9"), Some("e1"), Some("delete")));
+    assert_eq!(s(&b, "subject", 0), None);
+    let b = delete_rows(Stream::Events, &["e1".into()], &ctx(None, false), &seq);
+    assert_eq!(s(&b, "calendar_id", 0), None);
+}
