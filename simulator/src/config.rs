@@ -4,7 +4,7 @@
 //! (page sizes, throttling, sync-state generations), injected faults, and the app registration
 //! the identity platform double knows about. Fields marked "live" take effect immediately when
 //! changed through [`crate::Simulator::reconfigure`] or `POST /_sim/reconfigure`; the world-shape
-//! fields (seed, users, messages, events) only matter at start.
+//! fields (seed, users, messages, events, calendars) only matter at start.
 
 use std::time::Duration;
 
@@ -40,8 +40,17 @@ pub struct SimConfig {
     pub users: usize,
     /// Messages generated per mailbox.
     pub messages_per_mailbox: usize,
-    /// Event instances (single, occurrence, exception) generated per mailbox.
+    /// Event instances (single, occurrence, exception) generated per mailbox, over all its calendars.
     pub events_per_mailbox: usize,
+    /// Calendars each user created besides the default "Calendar" ("Team", "Projects", …).
+    pub calendars_per_mailbox: usize,
+    /// Whether each mailbox also has one calendar shared with its user by another user of the
+    /// tenant (only when the tenant has at least two mailboxes).
+    pub shared_calendars: bool,
+    /// Share (0.0–1.0) of single events placed anywhere from three years before to three years
+    /// after the anchor day instead of the usual −30…+90 days, so a rolling window gains and
+    /// loses events.
+    pub distant_event_share: f64,
     /// Largest `odata.maxpagesize` honoured (live).
     pub page_cap: usize,
     /// Page size when no `odata.maxpagesize` preference is sent (live).
@@ -114,6 +123,9 @@ impl Default for SimConfig {
             users: 3,
             messages_per_mailbox: 200,
             events_per_mailbox: 50,
+            calendars_per_mailbox: 1,
+            shared_calendars: true,
+            distant_event_share: 0.2,
             page_cap: 1000,
             default_page_size: 10,
             requests_per_window: 10_000,

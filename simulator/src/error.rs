@@ -11,6 +11,8 @@ pub enum SimError {
     UnknownMessage { mailbox: String, id: String },
     #[error("mailbox {mailbox:?} has no event with id {id:?}")]
     UnknownEvent { mailbox: String, id: String },
+    #[error("mailbox {mailbox:?} has no calendar {calendar:?} (give a calendar id)")]
+    UnknownCalendar { mailbox: String, calendar: String },
     #[error("invalid mutation: {0}")]
     Invalid(String),
 }

@@ -1,6 +1,14 @@
 //! Microsoft Graph v1.0 routes: `/v1.0/users`, `/v1.0/users/{id|upn}`, `/v1.0/me`, and under
-//! `/v1.0/users/{id|upn}/` or `/v1.0/me/`: `mailFolders/delta`, `mailFolders/{id|name}`,
-//! `mailFolders/{id|name}/messages/delta`, `calendarView/delta`.
+//! `/v1.0/users/{id|upn}/` or `/v1.0/me/`:
+//! - `mailFolders/delta`, `mailFolders/{id|name}`, `mailFolders/{id|name}/messages/delta`;
+//! - `calendars` (the listing: `$top`, default 10, capped at `page_cap`; `@odata.nextLink` with
+//!   `$skip`), `calendars/{id}` and `calendar` (the default calendar);
+//! - `calendarView/delta` and `calendar/calendarView/delta` (the default calendar),
+//!   `calendars/{id}/calendarView/delta` (one calendar), all with `startDateTime`/`endDateTime`
+//!   on the first request; links keep the path form they were asked by.
+//!
+//! Every `delta` segment may also be written `delta()` or `microsoft.graph.delta()`, as
+//! Microsoft's SDKs do. Path segments match case-insensitively (ids excepted).
 //!
 //! Request pipeline: authenticate the bearer token (401 InvalidAuthenticationToken), resolve the
 //! mailbox (`/me` needs a delegated token: 400 BadRequest otherwise; a user listed in
@@ -8,9 +16,13 @@
 //! throttle per (client_id, mailbox) (429), add the configured latency, maybe inject a fault
 //! (never advancing sync state), then check the mailbox state (404 MailboxNotEnabledForRESTAPI,
 //! 403 access policy, 403 ErrorQuotaExceeded on delta calls) and serve. Path segments may use the
-//! OData key form `mailFolders('id')`, which is how the simulator writes its own links.
-//! A messages delta on a folder that no longer exists answers 404 `ErrorItemNotFound`, for a
-//! fresh request and for a token of a hard-deleted folder alike.
+//! OData key form `mailFolders('id')` or `calendars('id')`, which is how the simulator writes its
+//! own links. A messages delta on a folder that no longer exists, and a calendarView delta or
+//! `GET calendars/{id}` on a calendar that does not exist, answer 404 `ErrorItemNotFound`, for a
+//! fresh request and for a token of a deleted folder or calendar alike. The calendar routes need
+//! a `Calendars.*` permission (delegated access to another user's mailbox also
+//! `Calendars.Read.Shared`); the listing and `GET` of one calendar are not delta calls (no 403
+//! `ErrorQuotaExceeded`) but go through the same throttling and faults.
 
 use std::sync::Arc;
 
@@ -38,13 +50,27 @@ enum Target {
     User(String),
 }
 
+/// Which calendar a calendarView delta names.
+#[derive(Debug, Clone, PartialEq)]
+enum CalSel {
+    /// `calendarView/delta`.
+    Default,
+    /// `calendar/calendarView/delta`.
+    DefaultNamed,
+    /// `calendars/{id}/calendarView/delta`.
+    Id(String),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Op {
     GetUser,
     GetFolder(String),
     FolderDelta,
     MessageDelta(String),
-    CalendarDelta,
+    ListCalendars,
+    /// `calendars/{id}`, or `calendar` (`None`: the default calendar).
+    GetCalendar(Option<String>),
+    CalendarDelta(CalSel),
 }
 
 impl Op {
@@ -54,11 +80,16 @@ impl Op {
             Op::GetFolder(_) => "mail_folder",
             Op::FolderDelta => "mail_folders_delta",
             Op::MessageDelta(_) => "messages_delta",
-            Op::CalendarDelta => "calendar_view_delta",
+            Op::ListCalendars => "calendars",
+            Op::GetCalendar(_) => "calendar",
+            Op::CalendarDelta(_) => "calendar_view_delta",
         }
     }
     fn is_delta(&self) -> bool {
-        matches!(self, Op::FolderDelta | Op::MessageDelta(_) | Op::CalendarDelta)
+        matches!(self, Op::FolderDelta | Op::MessageDelta(_) | Op::CalendarDelta(_))
+    }
+    fn is_calendar(&self) -> bool {
+        matches!(self, Op::ListCalendars | Op::GetCalendar(_) | Op::CalendarDelta(_))
     }
 }
 
@@ -101,7 +132,12 @@ fn percent_decode(s: &str) -> String {
 }
 
 fn route(segs: &[String]) -> Option<Route> {
-    let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
+    // Lower case, and the function-call forms of delta (`delta()`, `microsoft.graph.delta()`).
+    let lower: Vec<String> = segs
+        .iter()
+        .map(|s| s.to_ascii_lowercase())
+        .map(|s| if matches!(s.as_str(), "delta()" | "microsoft.graph.delta" | "microsoft.graph.delta()") { "delta".to_string() } else { s })
+        .collect();
     if lower.first().map(String::as_str) != Some("v1.0") {
         return None;
     }
@@ -117,7 +153,12 @@ fn route(segs: &[String]) -> Option<Route> {
         ["mailfolders", "delta"] => Op::FolderDelta,
         ["mailfolders", _] => Op::GetFolder(segs[rest + 1].clone()),
         ["mailfolders", _, "messages", "delta"] => Op::MessageDelta(segs[rest + 1].clone()),
-        ["calendarview", "delta"] => Op::CalendarDelta,
+        ["calendars"] => Op::ListCalendars,
+        ["calendars", _] => Op::GetCalendar(Some(segs[rest + 1].clone())),
+        ["calendar"] => Op::GetCalendar(None),
+        ["calendarview", "delta"] => Op::CalendarDelta(CalSel::Default),
+        ["calendar", "calendarview", "delta"] => Op::CalendarDelta(CalSel::DefaultNamed),
+        ["calendars", _, "calendarview", "delta"] => Op::CalendarDelta(CalSel::Id(segs[rest + 1].clone())),
         _ => return None,
     };
     Some(Route::Mailbox(target, op))
@@ -387,11 +428,11 @@ async fn mailbox_request(sh: Arc<Shared>, ctx: Ctx, req: MailboxRequest) -> Resp
             (Principal::User { user, scopes }, Op::GetUser) => {
                 !(has_any(scopes, &["User.ReadBasic.All", "User.Read.All"]) || (*user == ui && has_any(scopes, &["User.Read"])))
             }
-            (Principal::App { roles }, Op::CalendarDelta) => {
+            (Principal::App { roles }, op) if op.is_calendar() => {
                 !has_any(roles, &["Calendars.Read", "Calendars.ReadBasic", "Calendars.ReadWrite", "Calendars.ReadBasic.All"])
             }
             (Principal::App { roles }, _) => !has_any(roles, &["Mail.Read", "Mail.ReadBasic", "Mail.ReadBasic.All", "Mail.ReadWrite"]),
-            (Principal::User { user, scopes }, Op::CalendarDelta) => {
+            (Principal::User { user, scopes }, op) if op.is_calendar() => {
                 !has_any(scopes, &["Calendars.Read", "Calendars.ReadBasic", "Calendars.ReadWrite"])
                     || (*user != ui && !has_any(scopes, &["Calendars.Read.Shared"]))
             }
@@ -503,12 +544,50 @@ async fn mailbox_request(sh: Arc<Shared>, ctx: Ctx, req: MailboxRequest) -> Resp
             v["@odata.context"] = json!(format!("{base}/v1.0/$metadata#users('{}')/mailFolders/$entity", st.world.users[ui].id));
             ctx.json(StatusCode::OK, Bytes::from(v.to_string()))
         }
+        Op::ListCalendars => {
+            let mut top = 10;
+            if let Some(t) = query_get(&query, "$top") {
+                match t.parse::<usize>() {
+                    Ok(n) if n >= 1 => top = n,
+                    _ => return ctx.error(StatusCode::BAD_REQUEST, "ErrorInvalidUrlQuery", &format!("The value '{t}' of parameter '$top' is invalid.")),
+                }
+            }
+            let top = top.min(st.cfg.page_cap.max(1));
+            let mut skip = 0;
+            if let Some(t) = query_get(&query, "$skip") {
+                match t.parse::<usize>() {
+                    Ok(n) => skip = n,
+                    _ => return ctx.error(StatusCode::BAD_REQUEST, "ErrorInvalidUrlQuery", &format!("The value '{t}' of parameter '$skip' is invalid.")),
+                }
+            }
+            let cals = mb.calendars_listed();
+            let (from, to) = (skip.min(cals.len()), (skip.saturating_add(top)).min(cals.len()));
+            let values: Vec<Value> = cals[from..to].iter().map(|c| wire::calendar_value(c)).collect();
+            let mut body = json!({
+                "@odata.context": format!("{base}/v1.0/$metadata#users('{}')/calendars", st.world.users[ui].id),
+                "value": values,
+            });
+            if to < cals.len() {
+                body["@odata.nextLink"] = json!(format!("{link_prefix}/calendars?$top={top}&$skip={to}"));
+            }
+            ctx.json(StatusCode::OK, Bytes::from(body.to_string()))
+        }
+        Op::GetCalendar(key) => {
+            let cid = key.unwrap_or_else(|| mb.default_calendar_id().to_string());
+            let Some(c) = mb.calendars.get(&cid) else {
+                return ctx.error(StatusCode::NOT_FOUND, "ErrorItemNotFound", "The specified object was not found in the store.");
+            };
+            let mut v = wire::calendar_value(c);
+            v["@odata.context"] = json!(format!("{base}/v1.0/$metadata#users('{}')/calendars/$entity", st.world.users[ui].id));
+            ctx.json(StatusCode::OK, Bytes::from(v.to_string()))
+        }
         op => {
             let token = query_get(&query, "$skiptoken").or_else(|| query_get(&query, "$deltatoken")).map(|t| TokenParam { value: t.to_string() });
             let token_used = token.is_some();
             let mut select = None;
             let mut top = None;
             let mut kind = CollKind::Folders;
+            let mut path = None;
             match &op {
                 Op::MessageDelta(key) => {
                     let folder = mb.folder_id(key).filter(|f| *f != mb.root_id);
@@ -547,37 +626,61 @@ async fn mailbox_request(sh: Arc<Shared>, ctx: Ctx, req: MailboxRequest) -> Resp
                         }
                     }
                 }
-                Op::CalendarDelta if token.is_none() => {
-                    for bad in ["$select", "$filter", "$orderby", "$expand", "$search"] {
-                        if query_get(&query, bad).is_some() {
+                Op::CalendarDelta(sel) => {
+                    let calendar = match sel {
+                        CalSel::Id(k) if !mb.calendars.contains_key(k) => {
+                            return ctx.error(StatusCode::NOT_FOUND, "ErrorItemNotFound", "The specified object was not found in the store.");
+                        }
+                        CalSel::Id(k) => {
+                            path = Some(format!("calendars('{k}')/calendarView/delta"));
+                            k.clone()
+                        }
+                        CalSel::Default => {
+                            path = Some("calendarView/delta".to_string());
+                            mb.default_calendar_id().to_string()
+                        }
+                        CalSel::DefaultNamed => {
+                            path = Some("calendar/calendarView/delta".to_string());
+                            mb.default_calendar_id().to_string()
+                        }
+                    };
+                    // With a token, the token names the calendar and the window.
+                    if token.is_none() {
+                        for bad in ["$select", "$filter", "$orderby", "$expand", "$search"] {
+                            if query_get(&query, bad).is_some() {
+                                return ctx.error(
+                                    StatusCode::BAD_REQUEST,
+                                    "ErrorInvalidUrlQuery",
+                                    &format!("The following parameters are not supported with change tracking over the 'CalendarView' resource: '{bad}'."),
+                                );
+                            }
+                        }
+                        let (Some(s), Some(e)) = (query_get(&query, "startDateTime"), query_get(&query, "endDateTime")) else {
                             return ctx.error(
                                 StatusCode::BAD_REQUEST,
-                                "ErrorInvalidUrlQuery",
-                                &format!("The following parameters are not supported with change tracking over the 'CalendarView' resource: '{bad}'."),
+                                "ErrorInvalidParameter",
+                                "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.",
+                            );
+                        };
+                        let (Some(start), Some(end)) = (parse_dt(s), parse_dt(e)) else {
+                            return ctx.error(
+                                StatusCode::BAD_REQUEST,
+                                "ErrorInvalidParameter",
+                                "The value of the parameter 'StartDateTime' or 'EndDateTime' is invalid.",
+                            );
+                        };
+                        if end <= start {
+                            return ctx.error(
+                                StatusCode::BAD_REQUEST,
+                                "ErrorInvalidParameter",
+                                "The parameter 'EndDateTime' must be later than 'StartDateTime'.",
                             );
                         }
+                        if end - start > chrono::Duration::days(1825) {
+                            return ctx.error(StatusCode::BAD_REQUEST, "ErrorInvalidRequest", "Your request can't be completed. The range between the start and end dates is greater than the allowed range. Maximum number of days: 1825");
+                        }
+                        kind = CollKind::Calendar { calendar, start, end };
                     }
-                    let (Some(s), Some(e)) = (query_get(&query, "startDateTime"), query_get(&query, "endDateTime")) else {
-                        return ctx.error(
-                            StatusCode::BAD_REQUEST,
-                            "ErrorInvalidParameter",
-                            "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.",
-                        );
-                    };
-                    let (Some(start), Some(end)) = (parse_dt(s), parse_dt(e)) else {
-                        return ctx.error(
-                            StatusCode::BAD_REQUEST,
-                            "ErrorInvalidParameter",
-                            "The value of the parameter 'StartDateTime' or 'EndDateTime' is invalid.",
-                        );
-                    };
-                    if end <= start {
-                        return ctx.error(StatusCode::BAD_REQUEST, "ErrorInvalidParameter", "The parameter 'EndDateTime' must be later than 'StartDateTime'.");
-                    }
-                    if end - start > chrono::Duration::days(1825) {
-                        return ctx.error(StatusCode::BAD_REQUEST, "ErrorInvalidRequest", "Your request can't be completed. The range between the start and end dates is greater than the allowed range. Maximum number of days: 1825");
-                    }
-                    kind = CollKind::Calendar { start, end };
                 }
                 _ => {}
             }
@@ -592,12 +695,13 @@ async fn mailbox_request(sh: Arc<Shared>, ctx: Ctx, req: MailboxRequest) -> Resp
                 user: ui,
                 link_prefix,
                 kind,
+                path,
                 token,
                 immutable: p.immutable,
                 select,
                 top,
                 page_size,
-                zone: if op == Op::CalendarDelta { p.zone.clone() } else { None },
+                zone: if matches!(op, Op::CalendarDelta(_)) { p.zone.clone() } else { None },
                 text_body: p.text_body,
             };
             match st.sync.serve(&mut st.world, req, &knobs, &mut st.rng) {
@@ -611,7 +715,7 @@ async fn mailbox_request(sh: Arc<Shared>, ctx: Ctx, req: MailboxRequest) -> Resp
                     if p.immutable {
                         applied.push("IdType=\"ImmutableId\"".into());
                     }
-                    if let (Some(z), Op::CalendarDelta) = (&p.zone, &op) {
+                    if let (Some(z), Op::CalendarDelta(_)) = (&p.zone, &op) {
                         applied.push(format!("outlook.timezone=\"{z}\""));
                     }
                     // Hostile pages (tests only; no rules by default).
@@ -620,7 +724,7 @@ async fn mailbox_request(sh: Arc<Shared>, ctx: Ctx, req: MailboxRequest) -> Resp
                     } else {
                         let stream = match op {
                             Op::MessageDelta(_) => crate::hostile::HostileStream::Messages,
-                            Op::CalendarDelta => crate::hostile::HostileStream::Events,
+                            Op::CalendarDelta(_) => crate::hostile::HostileStream::Events,
                             _ => crate::hostile::HostileStream::MailFolders,
                         };
                         let u = &st.world.users[ui];

@@ -15,7 +15,9 @@
 //! - identity platform: `/{tenant}/oauth2/v2.0/{token,authorize,devicecode}` ([`identity`]);
 //! - Graph: `/v1.0/users`, `/v1.0/users/{id|upn}`, `/v1.0/me`, and per mailbox
 //!   `mailFolders/delta`, `mailFolders/{id|name}`, `mailFolders/{id|name}/messages/delta`,
-//!   `calendarView/delta` ([`graph`]);
+//!   `calendars`, `calendars/{id}`, `calendar`, `calendarView/delta` and
+//!   `calendar/calendarView/delta` (default calendar), `calendars/{id}/calendarView/delta`
+//!   ([`graph`]);
 //! - admin: `/_sim/*` ([`admin`]).
 //!
 //! Module map: [`config`] (what can be set), [`seed`] (the generated world), [`model`] (entities
@@ -162,7 +164,8 @@ impl Simulator {
     }
     /// A round of every kind of change for every mailbox, `count_per_kind` of each where
     /// possible: message create/update/delete/move, folder create/rename/delete, event
-    /// create/update/cancel/delete and one event moved out of the window. Not applied.
+    /// create/update/cancel/delete, one event moved out of the window, and, when the mailbox has a
+    /// calendar besides the default one, one event created in it and one moved into it. Not applied.
     pub fn random_changes(&self, seed: u64, count_per_kind: usize) -> Vec<Mutation> {
         mutation::random_changes(&self.shared.state.lock().world, seed, count_per_kind)
     }

@@ -1,9 +1,11 @@
-//! The simulated tenant: users, mailboxes, folders, messages and event instances.
+//! The simulated tenant: users, mailboxes, folders, messages, calendars and event instances.
 //!
 //! Every mailbox has a change counter (`version`). Each entity records the version of its
 //! creation and of its last change, and every removal leaves a tombstone with the version at
 //! which it happened; the delta engine (`sync`) answers "what changed since version W" from
-//! these. Message and event wire properties are kept as JSON maps (everything except the
+//! these. Every event belongs to one calendar of its mailbox; an event that leaves a calendar
+//! (deleted, or moved to another calendar) leaves a tombstone in that calendar, as a message
+//! leaving a folder does. Message and event wire properties are kept as JSON maps (everything except the
 //! per-request parts: id form, parentFolderId, webLink, start/end rendering), and each entity
 //! caches its serialized JSON per request shape until it changes.
 
@@ -51,7 +53,12 @@ pub struct Mailbox {
     pub message_tombstones: HashMap<String, Vec<MessageTombstone>>,
     pub events: BTreeMap<u64, Event>,
     pub event_index: HashMap<String, u64>,
-    pub event_tombstones: Vec<Tombstone>,
+    /// Calendar id → events that left that calendar (deleted or moved out).
+    pub event_tombstones: HashMap<String, Vec<EventTombstone>>,
+    /// Calendar id → calendar; the listing orders them by creation (`created_version`).
+    pub calendars: BTreeMap<String, Calendar>,
+    /// Deleted calendars (no Graph route reports them; kept for the record).
+    pub calendar_tombstones: Vec<Tombstone>,
     pub next_seq: u64,
 }
 
@@ -79,6 +86,45 @@ impl Mailbox {
         let seq = *self.event_index.get(id)?;
         self.events.get_mut(&seq)
     }
+
+    /// Id of the default calendar ("Calendar"); every mailbox has one.
+    pub fn default_calendar_id(&self) -> &str {
+        self.calendars.values().find(|c| c.is_default).map(|c| c.id.as_str()).unwrap_or_default()
+    }
+
+    /// The calendars in listing order (creation order; the default calendar first).
+    pub fn calendars_listed(&self) -> Vec<&Calendar> {
+        let mut v: Vec<&Calendar> = self.calendars.values().collect();
+        v.sort_by_key(|c| (!c.is_default, c.created_version));
+        v
+    }
+}
+
+/// A calendar of a mailbox: the default one, one the user created, or one another user shares.
+pub struct Calendar {
+    pub id: String,
+    pub name: String,
+    /// Graph's `calendarColor`: `auto`, `lightBlue`, `lightGreen`, …
+    pub color: String,
+    /// `""` or `#rrggbb`.
+    pub hex_color: String,
+    pub is_default: bool,
+    pub can_edit: bool,
+    pub can_share: bool,
+    pub can_view_private_items: bool,
+    pub is_removable: bool,
+    pub owner_name: String,
+    pub owner_address: String,
+    pub change_key: String,
+    pub created_version: u64,
+    pub version: u64,
+}
+
+/// An event that left a calendar: it was there from `entered` until `left`.
+pub struct EventTombstone {
+    pub id: String,
+    pub entered: u64,
+    pub left: u64,
 }
 
 pub struct Folder {
@@ -92,7 +138,7 @@ pub struct Folder {
     pub unread: i64,
 }
 
-/// A removed folder or event.
+/// A removed folder or calendar.
 pub struct Tombstone {
     pub id: String,
     pub created_version: u64,
@@ -135,7 +181,11 @@ impl Message {
 pub struct Event {
     pub seq: u64,
     pub id: String,
+    /// The calendar the instance is in.
+    pub calendar_id: String,
     pub created_version: u64,
+    /// Version at which the event entered its current calendar.
+    pub entered_version: u64,
     pub version: u64,
     /// Start and end instants (for all-day events: midnight in `original_tz`).
     pub start: DateTime<Utc>,

@@ -12,10 +12,18 @@
 //!   messages (no per-message removals; the folder delta reports the folder removals);
 //! - folder counts (`totalItemCount`, `unreadItemCount`, `childFolderCount`) follow message and
 //!   folder changes, and a count change is a folder change;
-//! - `CancelEvent` keeps the instance with `isCancelled: true`; `DeleteEvent` removes it;
-//!   `MoveEventOutOfWindow` shifts it ten years ahead, so windows that held it report a removal.
+//! - `CreateEvent` adds a single instance to the default calendar, or to `calendar` (an id);
+//!   `CancelEvent` keeps the instance with `isCancelled: true`; `DeleteEvent` removes it (a
+//!   removal in its calendar's delta); `MoveEventOutOfWindow` shifts it ten years ahead, so
+//!   windows that held it report a removal; `MoveEventToCalendar` keeps its id and is a removal in
+//!   the old calendar's delta plus an add in the new one's;
+//! - `CreateCalendar` adds a calendar owned by the user, or, with `shared_from` (a user id or
+//!   UPN), one that user shares (read-only, removable); `UpdateCalendar` renames and/or recolours
+//!   it (new `changeKey`); `DeleteCalendar` is a hard delete of a removable calendar and its events
+//!   (the default calendar cannot be deleted); its calendarView delta then answers 404.
 //!
-//! Results are one JSON object per mutation, e.g. `{"id": "<immutable id>"}` for creations.
+//! Results are one JSON object per mutation, e.g. `{"id": "<immutable id>"}` for creations
+//! (`{"id": "<calendar id>"}` for `CreateCalendar`).
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use rand::prelude::*;
@@ -25,7 +33,7 @@ use serde_json::{Value, json};
 
 use crate::error::SimError;
 use crate::fmt;
-use crate::model::{Mailbox, Message, MessageTombstone, Tombstone, World};
+use crate::model::{EventTombstone, Mailbox, Message, MessageTombstone, Tombstone, World};
 use crate::seed;
 
 /// One change to apply. Serialized with `"op"` in snake_case, e.g.
@@ -77,6 +85,9 @@ pub enum Mutation {
         duration_minutes: Option<i64>,
         #[serde(default)]
         all_day: bool,
+        /// Calendar id; default: the default calendar.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        calendar: Option<String>,
     },
     UpdateEvent {
         mailbox: String,
@@ -91,6 +102,31 @@ pub enum Mutation {
         id: String,
     },
     MoveEventOutOfWindow {
+        mailbox: String,
+        id: String,
+    },
+    MoveEventToCalendar {
+        mailbox: String,
+        id: String,
+        to_calendar: String,
+    },
+    CreateCalendar {
+        mailbox: String,
+        name: String,
+        /// User id or UPN of the owner who shares it; default: the mailbox's own user.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shared_from: Option<String>,
+    },
+    UpdateCalendar {
+        mailbox: String,
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// A Graph colour name (`auto`, `lightBlue`, …); sets `hexColor` to match.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        color: Option<String>,
+    },
+    DeleteCalendar {
         mailbox: String,
         id: String,
     },
@@ -110,7 +146,11 @@ impl Mutation {
             | Mutation::UpdateEvent { mailbox, .. }
             | Mutation::CancelEvent { mailbox, .. }
             | Mutation::DeleteEvent { mailbox, .. }
-            | Mutation::MoveEventOutOfWindow { mailbox, .. } => mailbox,
+            | Mutation::MoveEventOutOfWindow { mailbox, .. }
+            | Mutation::MoveEventToCalendar { mailbox, .. }
+            | Mutation::CreateCalendar { mailbox, .. }
+            | Mutation::UpdateCalendar { mailbox, .. }
+            | Mutation::DeleteCalendar { mailbox, .. } => mailbox,
         }
     }
 }
@@ -163,7 +203,18 @@ pub fn apply(world: &mut World, rng: &mut StdRng, m: Mutation) -> Result<Value, 
     let key = m.mailbox().to_string();
     let ui = world.user_index(&key).ok_or_else(|| SimError::UnknownMailbox(key.clone()))?;
     let owner = seed::person_of(&world.users[ui]);
+    // The owner of a shared calendar to create, resolved before the mailbox is borrowed.
+    let sharer = match &m {
+        Mutation::CreateCalendar { shared_from: Some(k), .. } => {
+            let oi = world.user_index(k).ok_or_else(|| SimError::Invalid(format!("shared_from {k:?} is not a user of the tenant")))?;
+            Some(seed::person_of(&world.users[oi]))
+        }
+        _ => None,
+    };
     let mb = world.users[ui].mailbox.as_mut().ok_or_else(|| SimError::UnknownMailbox(key.clone()))?;
+    let calendar_of = |mb: &Mailbox, c: &str| {
+        mb.calendars.contains_key(c).then(|| c.to_string()).ok_or_else(|| SimError::UnknownCalendar { mailbox: key.clone(), calendar: c.to_string() })
+    };
     let folder_of = |mb: &Mailbox, f: &str| {
         mb.folder_id(f).filter(|id| *id != mb.root_id).ok_or_else(|| SimError::UnknownFolder { mailbox: key.clone(), folder: f.to_string() })
     };
@@ -292,7 +343,11 @@ pub fn apply(world: &mut World, rng: &mut StdRng, m: Mutation) -> Result<Value, 
             touch_folder(mb, &parent, v);
             Ok(json!({"id": fid, "deleted_folders": doomed}))
         }
-        Mutation::CreateEvent { subject, start, duration_minutes, all_day, .. } => {
+        Mutation::CreateEvent { subject, start, duration_minutes, all_day, calendar, .. } => {
+            let calendar = match calendar {
+                Some(c) => calendar_of(mb, &c)?,
+                None => mb.default_calendar_id().to_string(),
+            };
             let start = start.unwrap_or_else(|| {
                 let d = (Utc::now() + Duration::days(1)).date_naive().and_hms_opt(10, 0, 0).unwrap();
                 d.and_utc()
@@ -316,7 +371,7 @@ pub fn apply(world: &mut World, rng: &mut StdRng, m: Mutation) -> Result<Value, 
             };
             let id = seed::new_event_id(rng);
             let ev = seed::event(rng, &owner, id.clone(), spec, Utc::now());
-            seed::push_event(mb, ev);
+            seed::push_event(mb, &calendar, ev);
             Ok(json!({"id": id}))
         }
         Mutation::UpdateEvent { id, .. } => {
@@ -347,7 +402,7 @@ pub fn apply(world: &mut World, rng: &mut StdRng, m: Mutation) -> Result<Value, 
             let v = mb.bump();
             let e = mb.events.remove(&seq).expect("indexed");
             mb.event_index.remove(&id);
-            mb.event_tombstones.push(Tombstone { id: e.id, created_version: e.created_version, version: v });
+            mb.event_tombstones.entry(e.calendar_id).or_default().push(EventTombstone { id: e.id, entered: e.entered_version, left: v });
             Ok(json!({"id": id}))
         }
         Mutation::MoveEventOutOfWindow { id, .. } => {
@@ -360,6 +415,61 @@ pub fn apply(world: &mut World, rng: &mut StdRng, m: Mutation) -> Result<Value, 
             e.local_end += shift;
             touch_event(e, rng, v);
             Ok(json!({"id": id}))
+        }
+        Mutation::MoveEventToCalendar { id, to_calendar, .. } => {
+            let to = calendar_of(mb, &to_calendar)?;
+            let seq = *mb.event_index.get(&id).ok_or_else(|| no_evt(&id))?;
+            if mb.events[&seq].calendar_id == to {
+                return Ok(json!({"id": id, "calendar": to}));
+            }
+            let v = mb.bump();
+            let e = mb.events.get_mut(&seq).expect("indexed");
+            let from = std::mem::replace(&mut e.calendar_id, to.clone());
+            let tomb = EventTombstone { id: e.id.clone(), entered: e.entered_version, left: v };
+            e.entered_version = v;
+            touch_event(e, rng, v);
+            mb.event_tombstones.entry(from).or_default().push(tomb);
+            Ok(json!({"id": id, "calendar": to}))
+        }
+        Mutation::CreateCalendar { name, .. } => {
+            let n = mb.calendars.len();
+            let color = seed::CALENDAR_COLORS[n % seed::CALENDAR_COLORS.len()].0;
+            let id = match sharer {
+                Some(o) => seed::new_calendar(rng, mb, &name, "auto", &o, seed::CalendarKind::Shared),
+                None => seed::new_calendar(rng, mb, &name, color, &owner, seed::CalendarKind::Own),
+            };
+            Ok(json!({"id": id}))
+        }
+        Mutation::UpdateCalendar { id, name, color, .. } => {
+            let cid = calendar_of(mb, &id)?;
+            let v = mb.bump();
+            let c = mb.calendars.get_mut(&cid).expect("resolved");
+            if let Some(n) = name {
+                c.name = n;
+            }
+            if let Some(col) = color {
+                c.hex_color = seed::hex_color(&col);
+                c.color = col;
+            }
+            c.change_key = fmt::exchange_id(rng, "DwAAABYAAA", 15);
+            c.version = v;
+            Ok(json!({"id": cid}))
+        }
+        Mutation::DeleteCalendar { id, .. } => {
+            let cid = calendar_of(mb, &id)?;
+            if !mb.calendars[&cid].is_removable {
+                return Err(SimError::Invalid(format!("calendar {id:?} is the default calendar and cannot be deleted")));
+            }
+            let v = mb.bump();
+            let c = mb.calendars.remove(&cid).expect("resolved");
+            mb.calendar_tombstones.push(Tombstone { id: c.id, created_version: c.created_version, version: v });
+            mb.event_tombstones.remove(&cid);
+            let gone: Vec<(u64, String)> = mb.events.values().filter(|e| e.calendar_id == cid).map(|e| (e.seq, e.id.clone())).collect();
+            for (seq, eid) in &gone {
+                mb.events.remove(seq);
+                mb.event_index.remove(eid);
+            }
+            Ok(json!({"id": cid, "deleted_events": gone.len()}))
         }
     }
 }
@@ -416,7 +526,19 @@ pub fn random_changes(world: &World, seed_: u64, n: usize) -> Vec<Mutation> {
         evts.shuffle(&mut rng);
         let mut evts = evts.into_iter();
         for _ in 0..n {
-            out.push(Mutation::CreateEvent { mailbox: mailbox.clone(), subject: None, start: None, duration_minutes: None, all_day: false });
+            out.push(Mutation::CreateEvent { mailbox: mailbox.clone(), subject: None, start: None, duration_minutes: None, all_day: false, calendar: None });
+        }
+        // Another calendar than the default: one event created in it, one moved into it.
+        let other_calendar = mb.calendars_listed().into_iter().find(|c| !c.is_default).map(|c| c.id.clone());
+        if let Some(c) = &other_calendar {
+            out.push(Mutation::CreateEvent {
+                mailbox: mailbox.clone(),
+                subject: None,
+                start: None,
+                duration_minutes: None,
+                all_day: false,
+                calendar: Some(c.clone()),
+            });
         }
         for _ in 0..n {
             if let Some(e) = evts.next() {
@@ -435,6 +557,9 @@ pub fn random_changes(world: &World, seed_: u64, n: usize) -> Vec<Mutation> {
         }
         if let Some(e) = evts.next() {
             out.push(Mutation::MoveEventOutOfWindow { mailbox: mailbox.clone(), id: e.id.clone() });
+        }
+        if let (Some(c), Some(e)) = (&other_calendar, evts.find(|e| other_calendar.as_ref() != Some(&e.calendar_id))) {
+            out.push(Mutation::MoveEventToCalendar { mailbox: mailbox.clone(), id: e.id.clone(), to_calendar: c.clone() });
         }
     }
     out

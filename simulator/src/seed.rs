@@ -4,9 +4,22 @@
 //! are at least two) has no mailbox. Each mailbox gets the well-known folders (Inbox, Drafts,
 //! Sent Items, Deleted Items, Junk Email, Archive, Outbox) plus user folders with children, a
 //! size mix of messages (mostly small HTML bodies, some medium, a few large), and calendar
-//! instances between 30 days before and 90 days after the anchor day: single events, all-day
-//! events in a Windows zone, cancelled meetings, and weekly series expanded into occurrences with
-//! one exception.
+//! instances: single events, all-day events in a Windows zone, cancelled meetings, and weekly
+//! series expanded into occurrences with one exception. Most instances lie between 30 days before
+//! and 90 days after the anchor day; a share of the single events (`distant_event_share`, 20 %)
+//! lies anywhere from three years before to three years after it.
+//!
+//! Calendars: every mailbox has its default calendar "Calendar" (not removable, owned by the
+//! user), `calendars_per_mailbox` calendars the user created ("Team", "Projects", "Holidays", …),
+//! and, with `shared_calendars` and at least two mailboxes in the tenant, one calendar shared by
+//! the next user with a mailbox ("<Owner's display name>'s calendar", read-only, removable). Most
+//! events are in the default calendar; every other calendar gets a share of the single events (at
+//! least two when there are enough), and the first created calendar one whole series when the
+//! mailbox has two or more.
+//!
+//! Everything calendar-specific (calendar ids, which events are distant, which calendar an event is
+//! in) is drawn from a second generator per user, so users, folders, messages and the events'
+//! ids and properties are the same as in a world without calendars.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -17,7 +30,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::SimConfig;
 use crate::fmt;
-use crate::model::{Event, Folder, Mailbox, Message, User, World};
+use crate::model::{Calendar, Event, Folder, Mailbox, Message, User, World};
 use crate::tz;
 
 const GIVEN: &[&str] =
@@ -306,7 +319,9 @@ pub fn event(rng: &mut StdRng, owner: &Person, id: String, spec: EventSpec, crea
     Event {
         seq: 0,
         id,
+        calendar_id: String::new(),
         created_version: 0,
+        entered_version: 0,
         version: 0,
         start,
         end,
@@ -377,8 +392,73 @@ pub fn new_event_id(rng: &mut StdRng) -> String {
     fmt::exchange_id(rng, "AAMkAGI2THVSAAA", 45)
 }
 
+/// Who a calendar belongs to, which sets its rights.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CalendarKind {
+    /// The mailbox's default "Calendar": not removable.
+    Default,
+    /// Created by the mailbox's user.
+    Own,
+    /// Shared with the user by its owner: read-only, removable from the list.
+    Shared,
+}
+
+/// Calendar colours as Graph names them, with the `hexColor` Outlook shows for them.
+pub const CALENDAR_COLORS: &[(&str, &str)] = &[
+    ("lightBlue", "#a6d1f5"),
+    ("lightGreen", "#87d28e"),
+    ("lightOrange", "#fcab73"),
+    ("lightGray", "#c0c0c0"),
+    ("lightYellow", "#f4d07a"),
+    ("lightTeal", "#7fd3c9"),
+    ("lightPink", "#ee9ebb"),
+    ("lightBrown", "#cba287"),
+    ("lightRed", "#f88c9b"),
+];
+
+/// `hexColor` of a colour name (`""` for `auto` and unknown names).
+pub fn hex_color(color: &str) -> String {
+    CALENDAR_COLORS.iter().find(|(c, _)| c.eq_ignore_ascii_case(color)).map(|(_, h)| h.to_string()).unwrap_or_default()
+}
+
+/// Names of the calendars users create.
+const CALENDAR_NAMES: &[&str] = &["Team", "Projects", "Holidays", "Birthdays", "Travel", "Family"];
+
+/// Adds a calendar to the mailbox (bumping its version) and returns its id.
+pub fn new_calendar(rng: &mut StdRng, mb: &mut Mailbox, name: &str, color: &str, owner: &Person, kind: CalendarKind) -> String {
+    let id = fmt::exchange_id(rng, "AAMkADIxYjJiYmIzLTFmNjYtNGNhMy04NjJmLTIwZjQzMGI5ZDg3ZQBGAAAAAAD", 46);
+    let change_key = fmt::exchange_id(rng, "DwAAABYAAA", 15);
+    let v = mb.bump();
+    let own = kind != CalendarKind::Shared;
+    mb.calendars.insert(
+        id.clone(),
+        Calendar {
+            id: id.clone(),
+            name: name.to_string(),
+            color: color.to_string(),
+            hex_color: hex_color(color),
+            is_default: kind == CalendarKind::Default,
+            can_edit: own,
+            can_share: own,
+            can_view_private_items: own,
+            is_removable: kind != CalendarKind::Default,
+            owner_name: owner.0.clone(),
+            owner_address: owner.1.clone(),
+            change_key,
+            created_version: v,
+            version: v,
+        },
+    );
+    id
+}
+
 fn owner(u: &User) -> Person {
     (u.display_name.clone(), u.mail.clone().unwrap_or_else(|| u.upn.clone()))
+}
+
+/// The second generator of user `i`: calendar ids, distant events, calendar membership.
+fn calendar_rng(cfg: &SimConfig, i: usize) -> StdRng {
+    StdRng::seed_from_u64(cfg.seed ^ 0xca1e_4da5_0000_0000 ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
 /// Generates the world.
@@ -386,6 +466,7 @@ pub fn world(cfg: &SimConfig, rng: &mut StdRng) -> World {
     let domain = "contoso.onmicrosoft.com".to_string();
     let anchor = anchor(cfg);
     let mut users = Vec::new();
+    let mut cal_rngs = Vec::new();
     for i in 0..cfg.users {
         let g = GIVEN[i % GIVEN.len()];
         let s = SURNAME[(i / GIVEN.len() + i) % SURNAME.len()];
@@ -393,15 +474,72 @@ pub fn world(cfg: &SimConfig, rng: &mut StdRng) -> World {
         let upn = format!("{}.{}{}@{}", g.to_lowercase(), s.to_lowercase(), suffix, domain);
         let has_mailbox = !(cfg.users >= 2 && i == cfg.users - 1);
         let mut u = User { id: fmt::guid(rng), upn: upn.clone(), display_name: format!("{g} {s}"), mail: has_mailbox.then(|| upn.clone()), mailbox: None };
+        let mut cal_rng = calendar_rng(cfg, i);
         if has_mailbox {
-            u.mailbox = Some(mailbox(cfg, rng, &owner(&u), anchor));
+            u.mailbox = Some(mailbox(cfg, rng, &mut cal_rng, &owner(&u), anchor));
         }
         users.push(u);
+        cal_rngs.push(cal_rng);
     }
+    add_calendars(cfg, &mut users, &mut cal_rngs);
     World { users, domain }
 }
 
-fn mailbox(cfg: &SimConfig, rng: &mut StdRng, owner: &Person, anchor: DateTime<Utc>) -> Mailbox {
+/// The calendars besides the default one, and the events moved into them (see the module docs).
+fn add_calendars(cfg: &SimConfig, users: &mut [User], cal_rngs: &mut [StdRng]) {
+    let with_mailbox: Vec<usize> = (0..users.len()).filter(|i| users[*i].mailbox.is_some()).collect();
+    for (k, &i) in with_mailbox.iter().enumerate() {
+        let rng = &mut cal_rngs[i];
+        let me = owner(&users[i]);
+        let sharer = (cfg.shared_calendars && with_mailbox.len() >= 2).then(|| {
+            let o = &users[with_mailbox[(k + 1) % with_mailbox.len()]];
+            (format!("{}'s calendar", o.display_name), owner(o))
+        });
+        let mb = users[i].mailbox.as_mut().expect("has a mailbox");
+        let mut extra = Vec::new();
+        for c in 0..cfg.calendars_per_mailbox {
+            let base = CALENDAR_NAMES[c % CALENDAR_NAMES.len()];
+            let name = if c < CALENDAR_NAMES.len() { base.to_string() } else { format!("{base} {}", c / CALENDAR_NAMES.len() + 1) };
+            let color = CALENDAR_COLORS[(k + c) % CALENDAR_COLORS.len()].0;
+            extra.push(new_calendar(rng, mb, &name, color, &me, CalendarKind::Own));
+        }
+        if let Some((name, o)) = sharer {
+            extra.push(new_calendar(rng, mb, &name, "auto", &o, CalendarKind::Shared));
+        }
+        if extra.is_empty() {
+            continue;
+        }
+        // Single events: a share for every other calendar; the default keeps most.
+        let n = mb.events.len();
+        let quota = (n / (3 * (extra.len() + 1))).max(2);
+        let mut singles: Vec<u64> =
+            mb.events.values().filter(|e| e.props.get("type").and_then(Value::as_str) == Some("singleInstance")).map(|e| e.seq).collect();
+        singles.shuffle(rng);
+        let mut singles = singles.into_iter();
+        for cal in &extra {
+            for seq in singles.by_ref().take(quota) {
+                mb.events.get_mut(&seq).expect("listed").calendar_id = cal.clone();
+            }
+        }
+        // The smallest whole series into the first created calendar, when there are two or more
+        // and the default calendar still keeps more than half of the events.
+        let mut series: BTreeMap<String, usize> = BTreeMap::new();
+        for e in mb.events.values() {
+            if let Some(m) = e.props.get("seriesMasterId").and_then(Value::as_str) {
+                *series.entry(m.to_string()).or_default() += 1;
+            }
+        }
+        let in_default = mb.events.values().filter(|e| !extra.contains(&e.calendar_id)).count();
+        let smallest = series.iter().min_by_key(|(m, n)| (**n, (*m).clone())).map(|(m, n)| (m.clone(), *n));
+        if let Some((master, _)) = smallest.filter(|(_, size)| series.len() >= 2 && 2 * (in_default - size) > n) {
+            for e in mb.events.values_mut().filter(|e| e.props.get("seriesMasterId").and_then(Value::as_str) == Some(master.as_str())) {
+                e.calendar_id = extra[0].clone();
+            }
+        }
+    }
+}
+
+fn mailbox(cfg: &SimConfig, rng: &mut StdRng, cal_rng: &mut StdRng, owner: &Person, anchor: DateTime<Utc>) -> Mailbox {
     let mut mb = Mailbox {
         version: 0,
         root_id: fmt::exchange_id(rng, "AQMkADAwATM0MDAAMS1iNTcwLWI2NTEtMDACLTAwCgAuAAAD", 33),
@@ -413,7 +551,9 @@ fn mailbox(cfg: &SimConfig, rng: &mut StdRng, owner: &Person, anchor: DateTime<U
         message_tombstones: HashMap::new(),
         events: BTreeMap::new(),
         event_index: HashMap::new(),
-        event_tombstones: Vec::new(),
+        event_tombstones: HashMap::new(),
+        calendars: BTreeMap::new(),
+        calendar_tombstones: Vec::new(),
         next_seq: 0,
     };
     mb.well_known.insert("msgfolderroot".into(), mb.root_id.clone());
@@ -470,7 +610,12 @@ fn mailbox(cfg: &SimConfig, rng: &mut StdRng, owner: &Person, anchor: DateTime<U
         );
     }
 
-    // Events.
+    // Events, in the default calendar ([`add_calendars`] moves some to the others).
+    let calendar = new_calendar(cal_rng, &mut mb, "Calendar", "auto", owner, CalendarKind::Default);
+    // Every single event adds the share to `due`; one that brings it to 1 is distant, so each
+    // mailbox gets its share however its dice fall.
+    let distant = cfg.distant_event_share.clamp(0.0, 1.0);
+    let mut due: f64 = cal_rng.random::<f64>() * distant;
     let mut made = 0;
     while made < cfg.events_per_mailbox {
         let day = anchor + Duration::days(rng.random_range(-30..90));
@@ -499,13 +644,21 @@ fn mailbox(cfg: &SimConfig, rng: &mut StdRng, owner: &Person, anchor: DateTime<U
                     subject: Some(subject.clone()),
                 };
                 let id = new_event_id(rng);
-                push_event(&mut mb, event(rng, owner, id, spec, created));
+                push_event(&mut mb, &calendar, event(rng, owner, id, spec, created));
             }
             made += n;
             continue;
         }
         let all_day = r < 0.27;
         let cancelled = (0.27..0.32).contains(&r);
+        due += distant;
+        let (day, created) = if due >= 1.0 {
+            due -= 1.0;
+            let far = anchor + Duration::days(cal_rng.random_range(-3 * 365..=3 * 365));
+            (far, created.min(far - Duration::days(7)))
+        } else {
+            (day, created)
+        };
         let (s, e) = if all_day {
             let d = day.date_naive().and_hms_opt(0, 0, 0).unwrap();
             (d, d + Duration::days(rng.random_range(1..3)))
@@ -525,15 +678,18 @@ fn mailbox(cfg: &SimConfig, rng: &mut StdRng, owner: &Person, anchor: DateTime<U
             subject: None,
         };
         let id = new_event_id(rng);
-        push_event(&mut mb, event(rng, owner, id, spec, created));
+        push_event(&mut mb, &calendar, event(rng, owner, id, spec, created));
         made += 1;
     }
     mb
 }
 
-pub fn push_event(mb: &mut Mailbox, mut e: Event) {
+/// Adds a new event to `calendar`, bumping the mailbox version.
+pub fn push_event(mb: &mut Mailbox, calendar: &str, mut e: Event) {
     let v = mb.bump();
+    e.calendar_id = calendar.to_string();
     e.created_version = v;
+    e.entered_version = v;
     e.version = v;
     insert_event(mb, e);
 }

@@ -3,7 +3,9 @@
 //! Shape: `{"requests_total", "requests_by_mailbox":{id:n}, "requests_by_kind":{kind:n},
 //! "throttled":{"concurrency":n,"window":n}, "server_errors":n, "faults":{kind:n},
 //! "max_in_flight":{mailbox id:n}, "token_requests":{grant:n}, "items_served":n,
-//! "delta_pages":n}`.
+//! "delta_pages":n}`. Kinds: `users`, `user`, `mail_folder`, `mail_folders_delta`,
+//! `messages_delta`, `calendars` (the listing), `calendar` (one calendar), `calendar_view_delta`
+//! (every calendarView delta, default or per calendar).
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! The delta engine: tracked collections, sync-state generations, rounds and tokens.
 //!
-//! A tracked collection is a mailbox's folder tree, one folder's messages, or one calendarView
-//! window. A round starts from no token (everything current) or from a deltatoken carrying a
+//! A tracked collection is a mailbox's folder tree, one folder's messages, or one calendar's
+//! calendarView window. A round starts from no token (everything current) or from a deltatoken carrying a
 //! version watermark (everything changed since, plus removals of items that were there at the
 //! watermark and have left since). The round's item list is snapshotted when it starts, so
 //! paging is stable; pages are cut from it with skiptokens naming (generation, offset), and the
@@ -16,6 +16,9 @@
 //! all generations of its collections. A token used with a different
 //! `Prefer: IdType="ImmutableId"` setting than the one it was created with answers
 //! `SyncStateInvalid`. Tokens are opaque: 8 bytes of generation, 4 of collection, 16 random.
+//! A token remembers the path its round was addressed by (e.g. `calendarView/delta` or
+//! `calendars('id')/calendarView/delta`), and its links keep that path. A token of a folder or
+//! calendar that no longer exists answers [`DeltaError::FolderGone`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -32,8 +35,15 @@ use crate::wire::{self, MessageShape};
 #[derive(Clone, Debug, PartialEq)]
 pub enum CollKind {
     Folders,
-    Messages { folder: String },
-    Calendar { start: DateTime<Utc>, end: DateTime<Utc> },
+    Messages {
+        folder: String,
+    },
+    /// One calendar's instances overlapping `[start, end)`.
+    Calendar {
+        calendar: String,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    },
 }
 
 struct Collection {
@@ -66,6 +76,8 @@ struct TokenRec {
     immutable: bool,
     select: Option<Vec<String>>,
     top: Option<usize>,
+    /// Link path after the mailbox prefix, without query.
+    path: String,
     state: TokState,
 }
 
@@ -81,6 +93,10 @@ pub struct DeltaRequest {
     pub link_prefix: String,
     /// Collection for a request without token.
     pub kind: CollKind,
+    /// Link path after `link_prefix` for a request without token; `None` = the collection's
+    /// canonical path (`mailFolders/delta`, `mailFolders('id')/messages/delta`,
+    /// `calendars('id')/calendarView/delta`).
+    pub path: Option<String>,
     pub token: Option<TokenParam>,
     pub immutable: bool,
     pub select: Option<Vec<String>>,
@@ -106,7 +122,7 @@ pub enum DeltaError {
     Invalid,
     /// The token was not issued by this simulator, or for another mailbox.
     BadToken,
-    /// The tracked folder no longer exists.
+    /// The tracked folder or calendar no longer exists.
     FolderGone,
 }
 
@@ -142,7 +158,7 @@ fn coll_key(user: usize, kind: &CollKind) -> String {
     match kind {
         CollKind::Folders => format!("{user}|F"),
         CollKind::Messages { folder } => format!("{user}|M|{folder}"),
-        CollKind::Calendar { start, end } => format!("{user}|C|{}|{}", start.timestamp(), end.timestamp()),
+        CollKind::Calendar { calendar, start, end } => format!("{user}|C|{calendar}|{}|{}", start.timestamp(), end.timestamp()),
     }
 }
 
@@ -214,7 +230,7 @@ impl Sync {
     /// Serves one delta page, advancing the collection's generation.
     pub fn serve(&mut self, world: &mut World, req: DeltaRequest, knobs: &Knobs, rng: &mut StdRng) -> Result<Page, DeltaError> {
         // Resolve where the round stands.
-        let (coll, select, top, round, offset, primed) = match &req.token {
+        let (coll, select, top, round, offset, primed, path) = match &req.token {
             None => {
                 let key = coll_key(req.user, &req.kind);
                 let coll = match self.coll_index.get(&key) {
@@ -232,8 +248,12 @@ impl Sync {
                     }
                 };
                 let mb = world.users[req.user].mailbox.as_ref().ok_or(DeltaError::FolderGone)?;
+                if !collection_exists(mb, &req.kind) {
+                    return Err(DeltaError::FolderGone);
+                }
                 let round = build_round(mb, &req.kind, 0, req.immutable, req.top, knobs.replay_rate, rng);
-                (coll, req.select.clone(), req.top, Arc::new(round), 0, false)
+                let path = req.path.clone().unwrap_or_else(|| canonical_path(&req.kind));
+                (coll, req.select.clone(), req.top, Arc::new(round), 0, false, path)
             }
             Some(tp) => {
                 let Some(rec) = self.tokens.get(&tp.value) else {
@@ -256,9 +276,7 @@ impl Sync {
                     return Err(DeltaError::Invalid);
                 }
                 let mb = world.users[req.user].mailbox.as_ref().ok_or(DeltaError::FolderGone)?;
-                if let CollKind::Messages { folder } = &col.kind
-                    && !mb.folders.contains_key(folder)
-                {
+                if !collection_exists(mb, &col.kind) {
                     return Err(DeltaError::FolderGone);
                 }
                 match &rec.state {
@@ -266,11 +284,11 @@ impl Sync {
                         let Some(round) = round.clone() else {
                             return Err(DeltaError::Gone { generation: rec.gn, highest: col.highest, kept: col.kept.iter().copied().collect() });
                         };
-                        (rec.coll, rec.select.clone(), rec.top, round, *offset, *primed)
+                        (rec.coll, rec.select.clone(), rec.top, round, *offset, *primed, rec.path.clone())
                     }
                     TokState::Delta { watermark } => {
                         let round = build_round(mb, &col.kind, *watermark, rec.immutable, rec.top, knobs.replay_rate, rng);
-                        (rec.coll, rec.select.clone(), rec.top, Arc::new(round), 0, false)
+                        (rec.coll, rec.select.clone(), rec.top, Arc::new(round), 0, false, rec.path.clone())
                     }
                 }
             }
@@ -288,10 +306,10 @@ impl Sync {
 
         let mb = world.users[req.user].mailbox.as_mut().ok_or(DeltaError::FolderGone)?;
         let shape = MessageShape { immutable: req.immutable, select: select.clone(), text_body: req.text_body };
-        let (context, path) = match &kind {
-            CollKind::Folders => ("Collection(mailFolder)", "mailFolders/delta".to_string()),
-            CollKind::Messages { folder } => ("Collection(message)", format!("mailFolders('{folder}')/messages/delta")),
-            CollKind::Calendar { .. } => ("Collection(event)", "calendarView/delta".to_string()),
+        let context = match &kind {
+            CollKind::Folders => "Collection(mailFolder)",
+            CollKind::Messages { .. } => "Collection(message)",
+            CollKind::Calendar { .. } => "Collection(event)",
         };
         let mut body = BytesMut::with_capacity(256 + (end - offset) * 2048);
         let base = req.link_prefix.split("/v1.0").next().unwrap_or_default();
@@ -299,7 +317,15 @@ impl Sync {
         let link = if last {
             let t = self.issue(
                 rng,
-                TokenRec { coll, gn, immutable: req.immutable, select: select.clone(), top, state: TokState::Delta { watermark: round.watermark } },
+                TokenRec {
+                    coll,
+                    gn,
+                    immutable: req.immutable,
+                    select: select.clone(),
+                    top,
+                    path: path.clone(),
+                    state: TokState::Delta { watermark: round.watermark },
+                },
             );
             format!("\"@odata.deltaLink\":\"{}/{path}?$deltatoken={t}\",", req.link_prefix)
         } else {
@@ -311,6 +337,7 @@ impl Sync {
                     immutable: req.immutable,
                     select: select.clone(),
                     top,
+                    path: path.clone(),
                     state: TokState::Skip { round: Some(round.clone()), offset: end, primed: true },
                 },
             );
@@ -336,10 +363,14 @@ impl Sync {
                     }
                     wire::message_bytes(m, &shape)
                 }
-                (Entry::Seq(seq), _) => {
+                (Entry::Seq(seq), CollKind::Calendar { calendar, .. }) => {
                     let Some(ev) = mb.events.get_mut(seq) else { continue };
+                    if ev.calendar_id != *calendar {
+                        continue;
+                    }
                     wire::event_bytes(ev, req.zone.as_deref())
                 }
+                (Entry::Seq(_), CollKind::Folders) => continue,
             };
             if n > 0 {
                 body.put_u8(b',');
@@ -349,6 +380,24 @@ impl Sync {
         }
         body.put_slice(b"]}");
         Ok(Page { body: body.freeze(), items: n, last })
+    }
+}
+
+/// Whether the folder or calendar a collection tracks still exists.
+fn collection_exists(mb: &Mailbox, kind: &CollKind) -> bool {
+    match kind {
+        CollKind::Folders => true,
+        CollKind::Messages { folder } => mb.folders.contains_key(folder),
+        CollKind::Calendar { calendar, .. } => mb.calendars.contains_key(calendar),
+    }
+}
+
+/// The link path of a collection when the request did not name one.
+fn canonical_path(kind: &CollKind) -> String {
+    match kind {
+        CollKind::Folders => "mailFolders/delta".to_string(),
+        CollKind::Messages { folder } => format!("mailFolders('{folder}')/messages/delta"),
+        CollKind::Calendar { calendar, .. } => format!("calendars('{calendar}')/calendarView/delta"),
     }
 }
 
@@ -385,8 +434,8 @@ fn build_round(mb: &Mailbox, kind: &CollKind, w: u64, immutable: bool, top: Opti
                 entries.truncate(top);
             }
         }
-        CollKind::Calendar { start, end } => {
-            for e in mb.events.values().filter(|e| e.version > w) {
+        CollKind::Calendar { calendar, start, end } => {
+            for e in mb.events.values().filter(|e| e.calendar_id == *calendar && e.version > w) {
                 if e.overlaps(*start, *end) {
                     entries.push(Entry::Seq(e.seq));
                 } else if w > 0 {
@@ -394,9 +443,15 @@ fn build_round(mb: &Mailbox, kind: &CollKind, w: u64, immutable: bool, top: Opti
                     entries.push(Entry::Removed(e.id.clone()));
                 }
             }
-            if w > 0 {
-                for t in mb.event_tombstones.iter().filter(|t| t.version > w && t.created_version <= w) {
-                    entries.push(Entry::Removed(t.id.clone()));
+            if w > 0
+                && let Some(ts) = mb.event_tombstones.get(calendar)
+            {
+                for t in ts.iter().filter(|t| t.entered <= w && t.left > w) {
+                    // Moved away and back again: reported by the loop above, not removed.
+                    let back = mb.event_index.get(&t.id).and_then(|s| mb.events.get(s)).is_some_and(|e| e.calendar_id == *calendar);
+                    if !back {
+                        entries.push(Entry::Removed(t.id.clone()));
+                    }
                 }
             }
         }

@@ -4,13 +4,16 @@
 //! request asked for (immutable or regular), then either every property or only the `$select`ed
 //! ones. An event is served with `start`/`end` in the zone of `Prefer: outlook.timezone` (UTC by
 //! default); all-day events keep midnight in their original zone. Serialized bytes are cached on
-//! the entity per request shape and the cache is cleared by every change.
+//! the entity per request shape and the cache is cleared by every change. A calendar is served
+//! with Graph's calendar properties (`id, name, color, hexColor, isDefaultCalendar, changeKey,
+//! canShare, canViewPrivateItems, canEdit, isRemovable, allowedOnlineMeetingProviders,
+//! defaultOnlineMeetingProvider, isTallyingResponses, owner {name, address}`).
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use crate::fmt;
-use crate::model::{Event, Folder, Message};
+use crate::model::{Calendar, Event, Folder, Message};
 use crate::tz;
 
 /// Every message property the simulator serves (besides the odata annotations).
@@ -188,4 +191,24 @@ pub fn folder_value(f: &Folder, child_count: usize) -> Value {
 /// `{"@odata.type":…,"id":…,"@removed":{"reason":"deleted"}}`.
 pub fn removal(odata_type: &str, id: &str) -> Bytes {
     Bytes::from(serde_json::to_vec(&json!({"@odata.type": odata_type, "id": id, "@removed": {"reason": "deleted"}})).expect("json"))
+}
+
+/// The calendar as `GET calendars` serves it.
+pub fn calendar_value(c: &Calendar) -> Value {
+    json!({
+        "id": c.id,
+        "name": c.name,
+        "color": c.color,
+        "hexColor": c.hex_color,
+        "isDefaultCalendar": c.is_default,
+        "changeKey": c.change_key,
+        "canShare": c.can_share,
+        "canViewPrivateItems": c.can_view_private_items,
+        "canEdit": c.can_edit,
+        "isRemovable": c.is_removable,
+        "allowedOnlineMeetingProviders": ["teamsForBusiness"],
+        "defaultOnlineMeetingProvider": if c.can_edit { "teamsForBusiness" } else { "none" },
+        "isTallyingResponses": c.can_edit,
+        "owner": {"name": c.owner_name, "address": c.owner_address},
+    })
 }

@@ -1,6 +1,7 @@
 //! Integration tests of the simulator over real HTTP (one test binary).
 
 mod auth;
+mod calendars;
 mod delta;
 mod errors;
 mod faults;
