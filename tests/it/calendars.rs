@@ -9,7 +9,7 @@ use outlake_simulator::{Mutation, SimConfig};
 use serde_json::{Value, json};
 
 use super::support::{Env, assert_success, current_state, read_rows};
-use super::truth::{Calendars, Expect, assert_lake_equals_truth_for, expected_tables_for, selected_calendars};
+use super::truth::{CALENDAR_TABLES, Calendars, Expect, assert_lake_equals_truth_for, expected_tables_for, selected_calendars};
 
 /// The simulated calendars are centred on this day; events also spread three years around it.
 fn anchor() -> DateTime<Utc> {
@@ -50,15 +50,11 @@ fn set_config_line(env: &Env, from: &str, to: &str) {
 async fn a_changed_window_rebaselines_every_calendar() {
     let a = (at("2025-01-01T00:00:00Z"), at("2026-09-01T00:00:00Z"));
     let b = (at("2026-03-01T00:00:00Z"), at("2027-12-01T00:00:00Z"));
-    let env = Env::start(
-        sim_config(141),
-        "streams = [\"events\"]\ncalendar_start = \"2025-01-01T00:00:00Z\"\ncalendar_end = \"2026-09-01T00:00:00Z\"\n",
-    )
-    .await;
+    let env = Env::start(sim_config(141), "streams = [\"events\"]\ncalendar_start = \"2025-01-01T00:00:00Z\"\ncalendar_end = \"2026-09-01T00:00:00Z\"\n").await;
     let first = env.sync_reported(&[]);
     let truth = env.sim.truth();
-    let in_a = Expect { window: a, calendars: Calendars::Owned };
-    let in_b = Expect { window: b, calendars: Calendars::Owned };
+    let in_a = Expect { window: a, calendars: Calendars::Owned, tables: &CALENDAR_TABLES };
+    let in_b = Expect { window: b, calendars: Calendars::Owned, tables: &CALENDAR_TABLES };
     assert_lake_equals_truth_for(&env.lake(), &truth, in_a);
     assert_eq!(first["totals"]["window_rollovers"], 0, "a first sync rolls nothing");
     let (keys_a, keys_b) = (event_keys(&truth, in_a), event_keys(&truth, in_b));
@@ -91,9 +87,17 @@ async fn a_relative_window_rolls_at_the_month_boundary() {
     let env = Env::start(sim_config(142), "streams = [\"events\"]\ncalendar_start = \"-90d\"\ncalendar_end = \"+120d\"\n").await;
     let june = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
     let july = Utc.with_ymd_and_hms(2026, 7, 1, 0, 0, 0).unwrap();
-    let in_june = Expect { window: (june - Duration::days(90), june + Duration::days(120)), calendars: Calendars::Owned };
-    let in_july = Expect { window: (july - Duration::days(90), july + Duration::days(120)), calendars: Calendars::Owned };
+    let in_june = Expect { window: (june - Duration::days(90), june + Duration::days(120)), calendars: Calendars::Owned, tables: &CALENDAR_TABLES };
+    let in_july = Expect { window: (july - Duration::days(90), july + Duration::days(120)), calendars: Calendars::Owned, tables: &CALENDAR_TABLES };
 
+    // An event only June's window holds, and one only July's does.
+    let mailbox = env.sim.mailbox_ids()[0].clone();
+    env.sim
+        .mutate(vec![
+            mutation(json!({"op": "create_event", "mailbox": mailbox, "subject": "Spring review", "start": at("2026-03-20T09:00:00Z")})),
+            mutation(json!({"op": "create_event", "mailbox": mailbox, "subject": "Autumn kickoff", "start": at("2026-10-12T09:00:00Z")})),
+        ])
+        .unwrap();
     env.sync_reported(&[("OUTLAKE_NOW", "2026-06-30T23:00:00Z")]);
     let truth = env.sim.truth();
     assert_lake_equals_truth_for(&env.lake(), &truth, in_june);
@@ -116,7 +120,7 @@ async fn a_relative_window_rolls_at_the_month_boundary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calendars_come_and_go_and_events_move_between_them() {
     let env = Env::start(sim_config(143), "streams = [\"events\"]\n").await;
-    let expect = Expect::default();
+    let expect = Expect { tables: &CALENDAR_TABLES, ..Expect::default() };
     env.sync_reported(&[]);
     let truth = env.sim.truth();
     assert_lake_equals_truth_for(&env.lake(), &truth, expect);
@@ -128,7 +132,11 @@ async fn calendars_come_and_go_and_events_move_between_them() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["calendarId"] == json!(default_cal) && e["type"] == "singleInstance" && event_keys(&truth, expect).iter().any(|k| k.ends_with(e["id"].as_str().unwrap())))
+        .find(|e| {
+            e["calendarId"] == json!(default_cal)
+                && e["type"] == "singleInstance"
+                && event_keys(&truth, expect).iter().any(|k| k.ends_with(e["id"].as_str().unwrap()))
+        })
         .expect("an event of the default calendar in the window")["id"]
         .as_str()
         .unwrap()
@@ -165,8 +173,8 @@ async fn calendars_come_and_go_and_events_move_between_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owned_versus_all_calendars() {
     let env = Env::start(sim_config(144), "streams = [\"events\"]\ncalendars = \"owned\"\n").await;
-    let owned = Expect::default();
-    let all = Expect { calendars: Calendars::All, ..Expect::default() };
+    let owned = Expect { tables: &CALENDAR_TABLES, ..Expect::default() };
+    let all = Expect { calendars: Calendars::All, ..owned };
     env.sync_reported(&[]);
     let truth = env.sim.truth();
     assert_lake_equals_truth_for(&env.lake(), &truth, owned);

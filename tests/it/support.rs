@@ -36,7 +36,8 @@ url = "file://{out}"
 {extra_rest}
 "#,
             connection = sim.source_toml(),
-            window = if extra_toml.contains("calendar_start") { String::new() } else { format!("calendar_start = \"{CAL_START}\"\ncalendar_end = \"{CAL_END}\"\n") },
+            window =
+                if extra_toml.contains("calendar_start") { String::new() } else { format!("calendar_start = \"{CAL_START}\"\ncalendar_end = \"{CAL_END}\"\n") },
             out = out.display(),
             page_size = if extra_toml.contains("page_size") { "" } else { "page_size = 50\n" },
             extra_source = extra_toml.split("#rest").next().unwrap_or(""),
