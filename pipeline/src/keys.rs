@@ -1,10 +1,11 @@
 //! A compact index of the keys a partition's output holds: per key, its latest `_seq`, whether
-//! that row is a delete, and a fingerprint of its change key — about 50 bytes a key, where the
-//! ids themselves (Graph ids run to ~150 characters) would take several times that.
+//! that row is a delete, and a fingerprint of its change key — 40 bytes a key in one sorted
+//! vector, where the ids themselves (Graph ids run to ~150 characters) in a hash map would take
+//! five times that.
 //!
 //! Used where a run must compare a whole partition with what Graph returns — a rebaseline (skip
 //! rows whose change key is unchanged; at the end, delete what was not returned), a park, a
-//! retirement — so that a folder of a million messages needs ~50 MB, not ~400 MB.
+//! retirement — so that a folder of a million messages needs ~40 MB, not ~400 MB.
 //!
 //! Why a fingerprint collision cannot silently lose a delete in practice: fingerprints are the
 //! first 128 bits of SHA-256 over a random 128-bit salt and the id, so nobody can aim for a
@@ -16,7 +17,6 @@
 //! SipHash: a changed item is skipped only if its old and new change keys collide, 2⁻⁶⁴ per
 //! changed item.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 
 use sha2::{Digest, Sha256};
@@ -105,74 +105,165 @@ pub struct KeyEntry {
     pub seen: bool,
 }
 
+const DELETED: u8 = 1;
+const HAS_CHANGE: u8 = 2;
+const SEEN: u8 = 4;
+
+/// One key in 40 bytes: the fingerprint as two words (so the slot needs no 16-byte alignment),
+/// the `_seq`, the change-key fingerprint and flags.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    fp: [u64; 2],
+    seq: i64,
+    change: u64,
+    flags: u8,
+}
+
+impl Slot {
+    fn fingerprint(&self) -> Fingerprint {
+        (u128::from(self.fp[0]) << 64) | u128::from(self.fp[1])
+    }
+    fn entry(&self) -> KeyEntry {
+        KeyEntry {
+            seq: self.seq,
+            deleted: self.flags & DELETED != 0,
+            change: (self.flags & HAS_CHANGE != 0).then_some(self.change),
+            seen: self.flags & SEEN != 0,
+        }
+    }
+}
+
+fn split(fp: Fingerprint) -> [u64; 2] {
+    [(fp >> 64) as u64, fp as u64]
+}
+
 /// Per key of a partition's output, its latest state (see the module docs).
+///
+/// Built in two steps: [`KeyIndex::observe`] every committed row (any order, a key may come
+/// several times), then [`KeyIndex::seal`]: the rows are sorted by fingerprint and only each
+/// key's latest kept, in one flat vector of 40-byte slots — no hash table, so a million keys
+/// take 40 MB (plus the rows of keys written more than once until `seal`). Lookups are binary
+/// searches. Using an index before `seal` is a bug and panics.
 #[derive(Debug, Clone, Default)]
 pub struct KeyIndex {
     fingerprinter: Fingerprinter,
-    keys: HashMap<Fingerprint, KeyEntry>,
+    slots: Vec<Slot>,
+    sealed: bool,
 }
 
 impl KeyIndex {
     pub fn new(fingerprinter: Fingerprinter) -> Self {
-        KeyIndex { fingerprinter, keys: HashMap::new() }
+        KeyIndex { fingerprinter, slots: Vec::new(), sealed: false }
+    }
+
+    /// [`KeyIndex::new`] with room for `rows` observed rows (e.g. the partition's committed row
+    /// count), so that building it never holds two copies of the vector while it grows.
+    pub fn with_capacity(fingerprinter: Fingerprinter, rows: usize) -> Self {
+        KeyIndex { fingerprinter, slots: Vec::with_capacity(rows), sealed: false }
     }
 
     pub fn fingerprinter(&self) -> &Fingerprinter {
         &self.fingerprinter
     }
 
-    /// Fold one committed row in: the row with the larger `_seq` wins.
+    /// Fold one committed row in; after [`KeyIndex::seal`], the row with the larger `_seq` wins.
     pub fn observe(&mut self, id: &str, seq: i64, deleted: bool, change_key: Option<&str>) {
+        assert!(!self.sealed, "KeyIndex::observe after seal");
         let fp = self.fingerprinter.id(id);
         let change = change_key.map(|c| self.fingerprinter.change_key(c));
-        let entry = KeyEntry { seq, deleted, change, seen: false };
-        match self.keys.get_mut(&fp) {
-            Some(old) if old.seq >= seq => {}
-            Some(old) => *old = entry,
-            None => {
-                self.keys.insert(fp, entry);
-            }
-        }
+        let flags = if deleted { DELETED } else { 0 } | if change.is_some() { HAS_CHANGE } else { 0 };
+        self.slots.push(Slot { fp: split(fp), seq, change: change.unwrap_or(0), flags });
     }
 
-    pub fn get(&self, id: &str) -> Option<&KeyEntry> {
-        self.keys.get(&self.fingerprinter.id(id))
+    /// Sort the observed rows and keep each key's latest. Lookups need it; observing after it
+    /// is a bug.
+    pub fn seal(mut self) -> Self {
+        // Per fingerprint, the largest `_seq` first; then keep the first of each run.
+        self.slots.sort_unstable_by(|a, b| a.fp.cmp(&b.fp).then(b.seq.cmp(&a.seq)));
+        self.slots.dedup_by(|later, first| later.fp == first.fp);
+        self.sealed = true;
+        self
+    }
+
+    fn position(&self, fp: Fingerprint) -> Option<usize> {
+        assert!(self.sealed, "KeyIndex used before seal");
+        let key = split(fp);
+        self.slots.binary_search_by(|s| s.fp.cmp(&key)).ok()
+    }
+
+    pub fn get(&self, id: &str) -> Option<KeyEntry> {
+        self.position(self.fingerprinter.id(id)).map(|i| self.slots[i].entry())
     }
 
     /// Mark a key as returned by the current round; false when the index does not hold it.
     pub fn mark_seen(&mut self, id: &str) -> bool {
-        match self.keys.get_mut(&self.fingerprinter.id(id)) {
-            Some(e) => {
-                e.seen = true;
+        let fp = self.fingerprinter.id(id);
+        self.mark_seen_fingerprint(fp)
+    }
+
+    /// [`KeyIndex::mark_seen`] by fingerprint (from a persisted seen log).
+    pub fn mark_seen_fingerprint(&mut self, fp: Fingerprint) -> bool {
+        match self.position(fp) {
+            Some(i) => {
+                self.slots[i].flags |= SEEN;
                 true
             }
             None => false,
         }
     }
 
-    /// [`KeyIndex::mark_seen`] by fingerprint (from a persisted seen log).
-    pub fn mark_seen_fingerprint(&mut self, fp: Fingerprint) {
-        if let Some(e) = self.keys.get_mut(&fp) {
-            e.seen = true;
-        }
-    }
-
     /// Keys the index holds whose latest row is an upsert and that `pick` selects.
-    pub fn present_matching(&self, pick: impl Fn(&KeyEntry) -> bool) -> std::collections::HashSet<Fingerprint> {
-        self.keys.iter().filter(|(_, e)| !e.deleted && pick(e)).map(|(fp, _)| *fp).collect()
+    pub fn present_matching(&self, pick: impl Fn(&KeyEntry) -> bool) -> FingerprintSet {
+        assert!(self.sealed, "KeyIndex used before seal");
+        // Slots are sorted by fingerprint, so the set comes out sorted.
+        FingerprintSet(self.slots.iter().filter(|s| s.flags & DELETED == 0 && pick(&s.entry())).map(Slot::fingerprint).collect())
     }
 
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.slots.is_empty()
+    }
+}
+
+/// A sorted set of fingerprints in 16 bytes each (the keys a removal or a rebaseline deletes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FingerprintSet(Vec<Fingerprint>);
+
+impl FingerprintSet {
+    /// The place of `fp` in the set, if it is a member (stable: `0..len`).
+    pub fn position(&self, fp: Fingerprint) -> Option<usize> {
+        self.0.binary_search(&fp).ok()
+    }
+
+    pub fn contains(&self, fp: Fingerprint) -> bool {
+        self.position(fp).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<Fingerprint> for FingerprintSet {
+    fn from_iter<I: IntoIterator<Item = Fingerprint>>(iter: I) -> Self {
+        let mut v: Vec<Fingerprint> = iter.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        FingerprintSet(v)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     #[test]
@@ -182,8 +273,9 @@ mod tests {
         ix.observe("a", 3, true, None);
         ix.observe("b", 1, false, Some("x"));
         ix.observe("b", 2, true, None);
+        let ix = ix.seal();
         assert_eq!(ix.len(), 2);
-        let a = *ix.get("a").unwrap();
+        let a = ix.get("a").unwrap();
         assert_eq!((a.seq, a.deleted, a.change), (5, false, Some(ix.fingerprinter().change_key("ck5"))));
         assert!(ix.get("b").unwrap().deleted);
         assert!(ix.get("c").is_none());
@@ -196,11 +288,48 @@ mod tests {
             ix.observe(id, seq, false, None);
         }
         ix.observe("d", 4, true, None);
+        let mut ix = ix.seal();
         assert!(ix.mark_seen("b"));
         assert!(!ix.mark_seen("new"));
         let gone = ix.present_matching(|e| !e.seen);
         let fp = |id: &str| ix.fingerprinter().id(id);
         assert_eq!(gone, [fp("a"), fp("c")].into_iter().collect());
+        assert!(gone.contains(fp("a")) && !gone.contains(fp("b")));
+    }
+
+    #[test]
+    fn a_slot_is_40_bytes_and_the_index_agrees_with_a_map() {
+        assert_eq!(std::mem::size_of::<Slot>(), 40);
+        let mut ix = KeyIndex::with_capacity(Fingerprinter::default(), 30_000);
+        let mut model: HashMap<String, (i64, bool)> = HashMap::new();
+        // Rows in scrambled order: key k gets rows with _seq k, k + 10_000 (for every third key).
+        for i in 0..30_000i64 {
+            let k = (i * 7_919) % 10_000;
+            let seq = k + if i % 3 == 0 { 10_000 * (i / 10_000) } else { 0 };
+            let deleted = i % 5 == 0;
+            ix.observe(&format!("id-{k}"), seq, deleted, None);
+            let e = model.entry(format!("id-{k}")).or_insert((seq, deleted));
+            if seq > e.0 {
+                *e = (seq, deleted);
+            }
+        }
+        let ix = ix.seal();
+        assert_eq!(ix.len(), model.len());
+        for (id, (seq, deleted)) in &model {
+            let e = ix.get(id).unwrap();
+            assert_eq!((e.seq, e.deleted), (*seq, *deleted), "{id}");
+        }
+        assert!(ix.get("id-x").is_none());
+        let present = ix.present_matching(|_| true);
+        assert_eq!(present.len(), model.values().filter(|(_, d)| !d).count());
+    }
+
+    #[test]
+    #[should_panic(expected = "before seal")]
+    fn an_unsealed_index_refuses_lookups() {
+        let mut ix = KeyIndex::new(Fingerprinter::default());
+        ix.observe("a", 1, false, None);
+        ix.get("a");
     }
 
     #[test]

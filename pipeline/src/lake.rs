@@ -104,15 +104,16 @@ pub trait Lake: Send + Sync + 'static {
     /// For `messages` only rows whose `parent_folder_id` is the partition's folder count.
     async fn current_keys(&self, partition: &PartitionKey) -> Result<HashMap<String, KeyState>, LakeError>;
 
-    /// The partition's committed keys as a compact [`KeyIndex`], fingerprinted with
+    /// The partition's committed keys as a compact, sealed [`KeyIndex`], fingerprinted with
     /// `fingerprinter`. Implementations should read file by file so that memory is the index, not
     /// the rows; the default goes through [`Lake::current_keys`].
     async fn key_index(&self, partition: &PartitionKey, fingerprinter: Fingerprinter) -> Result<KeyIndex, LakeError> {
-        let mut index = KeyIndex::new(fingerprinter);
-        for (id, k) in self.current_keys(partition).await? {
+        let keys = self.current_keys(partition).await?;
+        let mut index = KeyIndex::with_capacity(fingerprinter, keys.len());
+        for (id, k) in keys {
             index.observe(&id, k.seq, k.deleted, k.change_key.as_deref());
         }
-        Ok(index)
+        Ok(index.seal())
     }
 
     /// The ids of the partition's committed rows that `pick` selects, a chunk at a time (an id

@@ -39,6 +39,14 @@ pub enum ProgressEvent {
         mailbox_id: String,
         stream: Stream,
     },
+    /// Time spent waiting because of throttling: on the request limiter, or on a 429/503's
+    /// `Retry-After` (or backoff) before a retry. `waited_ms` is this wait alone; a renderer
+    /// adds them up. Emitted where the source adds to `RequestStats::throttle_wait_ms`, so the
+    /// sum over a run equals the report's `throttle_wait_ms`.
+    Throttled {
+        mailbox_id: String,
+        waited_ms: u64,
+    },
     MailboxFinished {
         mailbox_id: String,
         ok: bool,

@@ -143,6 +143,9 @@ impl Lake for ObjectLake {
     /// File by file, a few at a time: memory is the index plus the key columns of the files
     /// being read, not the partition's history.
     async fn key_index(&self, partition: &PartitionKey, fingerprinter: Fingerprinter) -> Result<KeyIndex, LakeError> {
+        // Room for every committed row up front (the latest commit counts them), so that the
+        // index never holds two copies of itself while it grows.
+        let rows = commit::load(&self.data, &self.state, partition).await?.map_or(0, |c| c.total_rows);
         let files = self.partition_files(partition).await?;
         let folder = folder_filter(partition);
         let data = &self.data;
@@ -150,13 +153,14 @@ impl Lake for ObjectLake {
         let reads: Vec<_> = files.into_iter().map(|(path, size)| async move { reader::read_key_rows(data, &path, size, mailbox, folder).await }).collect();
         futures::stream::iter(reads)
             .buffer_unordered(KEY_READ_CONCURRENCY)
-            .try_fold(KeyIndex::new(fingerprinter), |mut index, rows| async move {
+            .try_fold(KeyIndex::with_capacity(fingerprinter, usize::try_from(rows).unwrap_or(0)), |mut index, rows| async move {
                 for r in rows {
                     index.observe(&r.id, r.seq, r.op == columns::OP_DELETE, r.change_key.as_deref());
                 }
                 Ok(index)
             })
             .await
+            .map(KeyIndex::seal)
     }
 
     fn select_ids<'a>(&'a self, partition: &'a PartitionKey, pick: IdFilter) -> BoxStream<'a, Result<Vec<String>, LakeError>> {

@@ -303,7 +303,9 @@ impl PartitionWriter {
                     self.ctx.partition
                 ))
             })?;
-            fps.into_iter().for_each(|fp| known.mark_seen_fingerprint(fp));
+            for fp in fps {
+                known.mark_seen_fingerprint(fp);
+            }
         }
         Ok(known)
     }

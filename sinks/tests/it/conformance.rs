@@ -329,7 +329,7 @@ pub async fn current_keys_latest_per_id(b: &Backend) {
     // The compact index holds the same latest state, by fingerprint.
     let index = lake.key_index(&inbox, Fingerprinter::default()).await.unwrap();
     assert_eq!(index.len(), 2);
-    let a = *index.get("a").unwrap();
+    let a = index.get("a").unwrap();
     assert_eq!((a.seq, a.deleted, a.change), (5, false, Some(index.fingerprinter().change_key("ck2"))));
     assert_eq!((index.get("b").unwrap().seq, index.get("b").unwrap().deleted), (6, true));
     assert!(index.get("moved").is_none() && index.get("c").is_none() && index.get("x").is_none());

@@ -22,7 +22,7 @@ async fn file_url_lays_out_tables_staging_and_state_on_disk() {
     assert!(root.join(&files[0].table_path).is_file());
     let record = root.join(format!("_state/mbx-1/{}/00000000000000000001.json", p.slug()));
     let on_disk: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
-    assert_eq!(on_disk["format_version"], 2);
+    assert_eq!(on_disk["format_version"], outlake_sinks::format::FORMAT_VERSION);
     assert_eq!(on_disk["seq"], 1);
     assert_eq!(on_disk["files"][0]["table_path"], files[0].table_path.as_str());
     assert_eq!(cp.files, files);
