@@ -285,6 +285,28 @@ pub async fn vacuum_removes_orphans_keeps_referenced(b: &Backend) {
     assert_eq!(lake.load(&p).await.unwrap(), Some(cp));
 }
 
+/// Vacuum deletes old round files (a rebaseline's seen log) that the partition's latest commit
+/// does not list, and keeps the listed ones.
+pub async fn vacuum_removes_unreferenced_round_files(b: &Backend) {
+    let (lake, _) = b.lake().await;
+    let p = messages("mbx-1", "inbox");
+    let listed = lake.put_round_file(&p, vec![7u8; 32]).await.unwrap();
+    let orphan = lake.put_round_file(&p, vec![9u8; 16]).await.unwrap();
+    let mut cp = stage_commit(&lake, &p, None, &[rows_batch("mbx-1", Some("inbox"), 1, 2)]).await;
+    cp.seq = 2;
+    cp.round.seen = Some(outlake_pipeline::model::SeenLog { salt: "00".repeat(16), files: vec![listed.clone()] });
+    let record = format::commit_record_path(&p, 2);
+    lake.checkpoint_root().store.put(&record, PutPayload::from(format::encode_record(&cp))).await.unwrap();
+
+    let min_age = Duration::from_secs(3600);
+    assert!(lake.vacuum(min_age).await.unwrap().is_empty(), "young round files are left alone");
+    let removed = lake.vacuum_at(min_age, chrono::Utc::now() + chrono::Duration::days(2)).await.unwrap();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert!(removed[0].ends_with(&orphan), "{removed:?}");
+    assert_eq!(lake.get_round_file(&p, &listed).await.unwrap(), vec![7u8; 32]);
+    assert!(lake.get_round_file(&p, &orphan).await.is_err());
+}
+
 /// Latest `_seq` per id, only this mailbox, only this folder (messages).
 pub async fn current_keys_latest_per_id(b: &Backend) {
     let (lake, _) = b.lake().await;
@@ -415,6 +437,7 @@ all_backends!(
         sequential_conflict,
         load_rolls_forward_an_interrupted_publish,
         vacuum_removes_orphans_keeps_referenced,
+        vacuum_removes_unreferenced_round_files,
         current_keys_latest_per_id,
         list_and_prune,
     ],
