@@ -10,7 +10,9 @@
 //! ```
 //!
 //! **Bounds.** Each bound is either an instant — an RFC 3339 timestamp, or a date `YYYY-MM-DD`
-//! meaning midnight UTC — or an offset from now: a sign, a whole number and a unit, `d` (days),
+//! meaning midnight UTC, quoted or written as a TOML literal (`calendar_start = 2024-01-01`);
+//! a date and time without an offset is refused, not guessed — or an offset from now, always
+//! a string: a sign, a whole number and a unit, `d` (days),
 //! `w` (weeks), `mo` (months) or `y` (years): `"-30d"`, `"+2w"`, `"+18mo"`, `"-1y"`. Zero may be
 //! written without a sign (`"0d"`); any other offset needs one, so that `"30d"` is never
 //! guessed to mean before or after. `m` is refused: it reads as minutes as easily as months.
@@ -36,8 +38,9 @@ use std::fmt;
 
 use chrono::{DateTime, Datelike, Days, Months, SecondsFormat, TimeDelta, Utc};
 
+use crate::problem::Problem;
 use crate::raw::RawCalendars;
-use crate::validated::{ConfigError, err, parse_instant};
+use crate::validated::{err, no_offset_hint, parse_instant};
 
 /// Graph's calendarView refuses windows longer than this.
 pub const MAX_WINDOW_DAYS: i64 = 1825;
@@ -93,7 +96,7 @@ impl fmt::Display for WindowBound {
 
 impl WindowBound {
     /// Parse a bound written under `key` (`source.calendar_start` or `source.calendar_end`).
-    pub(crate) fn parse(v: &str, key: &str) -> Result<WindowBound, ConfigError> {
+    pub(crate) fn parse(v: &str, key: &str) -> Result<WindowBound, Problem> {
         let v = v.trim();
         let example = bound_example(key);
         if let Some(t) = parse_instant(v) {
@@ -103,7 +106,9 @@ impl WindowBound {
             Some(Ok((amount, unit))) => Ok(WindowBound::Offset { amount, unit }),
             Some(Err(problem)) => Err(err(key, format!("{v:?}: {problem}"), &example)),
             None => {
-                Err(err(key, format!("{v:?} is neither an offset from now (-30d, +2w, +18mo, -1y), a date (YYYY-MM-DD) nor an RFC 3339 timestamp"), &example))
+                let problem = no_offset_hint(v)
+                    .unwrap_or_else(|| format!("{v:?} is neither an offset from now (-30d, +2w, +18mo, -1y), a date (YYYY-MM-DD) nor an RFC 3339 timestamp"));
+                Err(err(key, problem, &example))
             }
         }
     }
@@ -203,7 +208,7 @@ impl CalendarRoll {
         }
     }
 
-    pub(crate) fn parse(v: Option<&str>) -> Result<CalendarRoll, ConfigError> {
+    pub(crate) fn parse(v: Option<&str>) -> Result<CalendarRoll, Problem> {
         match v.unwrap_or("month") {
             "month" => Ok(CalendarRoll::Month),
             "week" => Ok(CalendarRoll::Week),
@@ -245,17 +250,20 @@ impl Default for CalendarWindowConfig {
 }
 
 impl CalendarWindowConfig {
-    /// Parse the three raw keys (absent: the defaults). Does not resolve: see [`Self::resolve`].
-    pub(crate) fn parse(start: Option<&str>, end: Option<&str>, roll: Option<&str>) -> Result<CalendarWindowConfig, ConfigError> {
-        Ok(CalendarWindowConfig {
-            start: WindowBound::parse(start.unwrap_or(DEFAULT_CALENDAR_START), START_KEY)?,
-            end: WindowBound::parse(end.unwrap_or(DEFAULT_CALENDAR_END), END_KEY)?,
-            roll: CalendarRoll::parse(roll)?,
-        })
+    /// Parse the three raw keys (absent: the defaults), reporting a problem for each bad one.
+    /// Does not resolve: see [`Self::resolve`].
+    pub(crate) fn parse(start: Option<&str>, end: Option<&str>, roll: Option<&str>) -> Result<CalendarWindowConfig, Vec<Problem>> {
+        let start = WindowBound::parse(start.unwrap_or(DEFAULT_CALENDAR_START), START_KEY);
+        let end = WindowBound::parse(end.unwrap_or(DEFAULT_CALENDAR_END), END_KEY);
+        let roll = CalendarRoll::parse(roll);
+        match (start, end, roll) {
+            (Ok(start), Ok(end), Ok(roll)) => Ok(CalendarWindowConfig { start, end, roll }),
+            (start, end, roll) => Err([start.err(), end.err(), roll.err()].into_iter().flatten().collect()),
+        }
     }
 
     /// The window in force at `now`: (start, end), start < end, at most 1825 days apart.
-    pub fn resolve(&self, now: DateTime<Utc>) -> Result<(DateTime<Utc>, DateTime<Utc>), ConfigError> {
+    pub fn resolve(&self, now: DateTime<Utc>) -> Result<(DateTime<Utc>, DateTime<Utc>), Problem> {
         let anchor = self.roll.period_start(now);
         let out_of_range = |key: &str, b: WindowBound| err(key, format!("{b} from {} is outside the representable dates", instant(anchor)), WINDOW_EXAMPLE);
         let start = self.start.at(anchor).ok_or_else(|| out_of_range(START_KEY, self.start))?;
@@ -328,7 +336,7 @@ impl CalendarSelection {
         }
     }
 
-    pub(crate) fn parse(v: Option<&RawCalendars>) -> Result<CalendarSelection, ConfigError> {
+    pub(crate) fn parse(v: Option<&RawCalendars>) -> Result<CalendarSelection, Problem> {
         match v {
             None => Ok(CalendarSelection::Owned),
             Some(RawCalendars::Keyword(k)) if k == "owned" => Ok(CalendarSelection::Owned),
@@ -409,7 +417,7 @@ mod tests {
             let e = WindowBound::parse(s, END_KEY).unwrap_err();
             assert_eq!(e.key, END_KEY);
             assert!(e.example.contains("calendar_end = \"+365d\""), "{e}");
-            e.problem
+            e.message
         };
         let m = problem("-3m");
         assert!(m.contains("ambiguous") && m.contains("-3mo"), "{m}");
@@ -498,12 +506,12 @@ mod tests {
         for (start, end) in [("+0d", "0d"), ("+1mo", "-1mo"), ("2026-01-01", "2025-01-01"), ("2026-01-01", "2025-12-01T00:00:00Z")] {
             let e = window(start, end, "month").resolve(now).unwrap_err();
             assert_eq!(e.key, END_KEY);
-            assert!(e.problem.contains("must end after it starts"), "{e}");
+            assert!(e.message.contains("must end after it starts"), "{e}");
             assert!(e.example.contains("calendar_end"), "{e}");
         }
         let e = window("-3y", "+3y", "month").resolve(now).unwrap_err();
         assert_eq!(e.key, END_KEY);
-        assert!(e.problem.contains("1825") && e.problem.contains("2192 days"), "{e}");
+        assert!(e.message.contains("1825") && e.message.contains("2192 days"), "{e}");
         // Exactly 1825 days is allowed; a second more is not.
         assert!(window("-1825d", "0d", "day").resolve(now).is_ok());
         assert!(window("2020-01-01T00:00:00Z", "2024-12-30T00:00:00Z", "day").resolve(now).is_ok());
@@ -511,10 +519,10 @@ mod tests {
         // A window mixing an instant and an offset is fine today and too long later.
         let mixed = window("2024-01-01", "+1y", "month");
         assert!(mixed.resolve(now).is_ok());
-        assert!(mixed.resolve(t("2029-01-01T00:00:00Z")).unwrap_err().problem.contains("1825"));
+        assert!(mixed.resolve(t("2029-01-01T00:00:00Z")).unwrap_err().message.contains("1825"));
         // Offsets past chrono's range are an error, not a panic.
         let e = window("-1d", "+2000000000y", "month").resolve(now).unwrap_err();
-        assert!(e.problem.contains("outside"), "{e}");
+        assert!(e.message.contains("outside"), "{e}");
     }
 
     #[test]
@@ -524,7 +532,7 @@ mod tests {
         assert_eq!(CalendarRoll::parse(Some("day")).unwrap(), CalendarRoll::Day);
         let e = CalendarRoll::parse(Some("monthly")).unwrap_err();
         assert_eq!(e.key, ROLL_KEY);
-        assert!(e.problem.contains("\"month\", \"week\" or \"day\""), "{e}");
+        assert!(e.message.contains("\"month\", \"week\" or \"day\""), "{e}");
     }
 
     #[test]
@@ -545,10 +553,10 @@ mod tests {
 
         let e = parse(RawCalendars::List(vec![])).unwrap_err();
         assert_eq!(e.key, CALENDARS_KEY);
-        assert!(e.problem.contains("empty") && e.example.contains("calendars = "), "{e}");
-        assert!(parse(RawCalendars::List(vec![" ".into()])).unwrap_err().problem.contains("empty name"));
-        assert!(parse(RawCalendars::List(vec!["[Team".into()])).unwrap_err().problem.contains("not a glob"));
+        assert!(e.message.contains("empty") && e.example.contains("calendars = "), "{e}");
+        assert!(parse(RawCalendars::List(vec![" ".into()])).unwrap_err().message.contains("empty name"));
+        assert!(parse(RawCalendars::List(vec!["[Team".into()])).unwrap_err().message.contains("not a glob"));
         let e = parse(RawCalendars::Keyword("Calendar".into())).unwrap_err();
-        assert!(e.problem.contains("\"owned\", \"all\"") && e.problem.contains("[\"Calendar\"]"), "{e}");
+        assert!(e.message.contains("\"owned\", \"all\"") && e.message.contains("[\"Calendar\"]"), "{e}");
     }
 }

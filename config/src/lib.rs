@@ -1,8 +1,13 @@
 //! outlake's configuration: TOML + environment through figment, then a pure `validate()`.
 //!
 //! - [`raw`]: the keys exactly as users write them (`deny_unknown_fields`).
-//! - [`validated`]: typed values; every error names the key, the problem and a valid example.
-//! - [`load`]: defaults → file → `OUTLAKE_<SECTION>__<KEY>` env → validate.
+//! - [`keys`]: every known key with its kind and an example; the check of a raw TOML or
+//!   environment tree that reports every unknown key ("did you mean …?") and every value of the
+//!   wrong kind, in words, and accepts TOML date literals.
+//! - [`validated`]: typed values from the pure [`validate`], which reports every bad value.
+//! - [`problem`]: [`Problem`] (key, what is wrong, a valid example) and [`ConfigError`], the
+//!   list of them. Nothing stops at the first mistake.
+//! - [`load`]: defaults → file → `OUTLAKE_<SECTION>__<KEY>` env → check → validate.
 //! - [`secret`]: `Secret`, a string that never prints.
 //! - [`folders`]: the folder path patterns of `include_folders` / `exclude_folders`.
 //! - [`calendar`]: `calendars` (which calendars) and the rolling calendarView window
@@ -11,7 +16,9 @@
 //! No network, no storage: connectivity is checked by `outlake check`, not here.
 pub mod calendar;
 pub mod folders;
+pub mod keys;
 pub mod load;
+pub mod problem;
 pub mod raw;
 pub mod secret;
 pub mod validated;
@@ -19,5 +26,6 @@ pub mod validated;
 pub use calendar::{CalendarRoll, CalendarSelection, CalendarWindowConfig, OffsetUnit, WindowBound};
 pub use folders::FolderPattern;
 pub use load::{LoadError, load, load_raw};
+pub use problem::Problem;
 pub use secret::Secret;
 pub use validated::{AuthKind, Config, ConfigError, Mailboxes, is_glob, is_loopback_host, validate};

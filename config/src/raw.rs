@@ -1,6 +1,11 @@
 //! The configuration exactly as users write it: TOML sections and keys, all optional here so
-//! that figment can merge defaults, a file and the environment. Unknown keys are rejected by
-//! `deny_unknown_fields`, and the error names the key.
+//! that figment can merge defaults, a file and the environment.
+//!
+//! [`crate::load`] checks the raw trees against [`crate::keys::KEYS`] before serde sees them, so
+//! that every unknown key and every value of the wrong kind is reported, in words, at once;
+//! `deny_unknown_fields` stays as the backstop for other callers. A field added here must be
+//! added to `KEYS` too (a unit test compares them). The date keys are strings here; the check
+//! turns TOML date literals into their text first.
 
 use std::collections::BTreeMap;
 
@@ -46,11 +51,12 @@ pub struct RawSource {
     pub include_folders: Option<Vec<String>>,
     /// Folder paths whose messages to leave out; wins over `include_folders`.
     pub exclude_folders: Option<Vec<String>>,
-    /// Only messages received at or after this instant (RFC 3339 or a date).
+    /// Only messages received at or after this instant (RFC 3339 or a date, quoted or a TOML literal).
     pub received_after: Option<String>,
     pub streams: Option<Vec<String>>,
     pub page_size: Option<i64>,
-    /// The calendarView window: an offset from now (`-365d`, `+18mo`), a date or an RFC 3339 timestamp.
+    /// The calendarView window: an offset from now (`-365d`, `+18mo`), a date or an RFC 3339
+    /// timestamp (dates and timestamps quoted or as TOML literals).
     pub calendar_start: Option<String>,
     pub calendar_end: Option<String>,
     /// How often a window with offsets moves: `month` (default), `week` or `day`.

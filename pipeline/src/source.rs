@@ -113,10 +113,7 @@ pub trait Source: Send + Sync + 'static {
     async fn fetch_page(&self, mailbox: &Mailbox, partition: &PartitionKey, request: &PageRequest, seq: &SeqGen, run_id: &str) -> Result<Page, SourceError>;
 
     /// List a mailbox's calendars (following nextLinks), normalized into `calendars` rows.
-    async fn calendars(&self, mailbox: &Mailbox, seq: &SeqGen, run_id: &str) -> Result<CalendarListing, SourceError> {
-        let _ = (mailbox, seq, run_id);
-        Err(SourceError::new(SourceErrorKind::Fatal, None, "this source does not list calendars"))
-    }
+    async fn calendars(&self, mailbox: &Mailbox, seq: &SeqGen, run_id: &str) -> Result<CalendarListing, SourceError>;
 
     /// Delete rows (key columns set, everything else null) for the given ids of a partition.
     fn delete_rows(&self, partition: &PartitionKey, ids: &[String], seq: &SeqGen, run_id: &str) -> RecordBatch;

@@ -38,7 +38,8 @@ pub async fn run(config: ConfigArg, mailbox: Option<String>, stream: Option<Stri
     let run_id = crate::wiring::uuid_like();
     let mut n = 0;
     for cp in checkpoints {
-        if cp.state != PartitionState::Syncing || stream.is_some_and(|s| s != cp.partition.stream) {
+        // The calendars listing has no cursor to forget: it is listed whole every run.
+        if cp.state != PartitionState::Syncing || !cp.partition.stream.is_delta() || stream.is_some_and(|s| s != cp.partition.stream) {
             continue;
         }
         let req = CommitRequest {

@@ -110,16 +110,20 @@ async fn status_json_after_a_sync() {
     let out = env.outlake(&["status", "--json"]);
     assert_success(&out);
     let parts: Vec<Value> = serde_json::from_slice(&out.stdout).expect("status --json is JSON");
-    // One partition per mailbox for folders and events, one per folder for messages.
+    // Per mailbox: one partition for the folder tree and one for the calendars listing, one per
+    // folder for messages, one per owned calendar for events.
     let truth = env.sim.truth();
     let mut expected = 0;
     for mb in truth["mailboxes"].as_array().unwrap().iter().filter(|m| m["has_mailbox"] == true) {
-        expected += 2 + mb["mail_folders"].as_array().map(|f| f.len()).unwrap_or(0);
+        expected +=
+            2 + mb["mail_folders"].as_array().map(|f| f.len()).unwrap_or(0) + super::truth::selected_calendars(mb, super::truth::Calendars::Owned).len();
     }
     assert_eq!(parts.len(), expected, "{parts:#?}");
     for p in &parts {
-        assert_eq!(p["cursor"], "delta link", "{p}");
+        let listing = p["stream"] == "calendars";
+        assert_eq!(p["cursor"], if listing { "listing (no delta)" } else { "delta link" }, "{p}");
         assert_eq!(p["rebaselines"], 0, "{p}");
+        assert_eq!(p["calendar_window"].is_null(), p["stream"] != "events", "{p}");
     }
     let rows: u64 = parts.iter().map(|p| p["rows_committed"].as_u64().unwrap()).sum();
     let reported = rep["totals"]["upserts"].as_u64().unwrap() + rep["totals"]["deletes"].as_u64().unwrap();
@@ -147,7 +151,12 @@ async fn reset_events_rebaselines_events_only() {
             assert_eq!(reb, 0, "{p}");
         }
         // random_changes may delete a folder: its messages partition is retired.
-        assert!(p["cursor"] == "delta link" || (p["stream"] == "messages" && p["cursor"] == "retired"), "{p}");
+        assert!(
+            p["cursor"] == "delta link"
+                || (p["stream"] == "messages" && p["cursor"] == "retired")
+                || (p["stream"] == "calendars" && p["cursor"] == "listing (no delta)"),
+            "{p}"
+        );
     }
     // And so does the run's report (needs the runner to count reset-initiated baselines).
     let mut rebaselined = BTreeMap::new();
@@ -156,7 +165,14 @@ async fn reset_events_rebaselines_events_only() {
             *rebaselined.entry(stream.clone()).or_insert(0) += s["rebaselines"].as_u64().unwrap_or(0);
         }
     }
-    assert_eq!(rebaselined.get("events").copied(), Some(3), "one events re-baseline per mailbox: {rebaselined:?}");
+    let calendars: u64 = env.sim.truth()["mailboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["has_mailbox"] == true)
+        .map(|m| super::truth::selected_calendars(m, super::truth::Calendars::Owned).len() as u64)
+        .sum();
+    assert_eq!(rebaselined.get("events").copied(), Some(calendars), "one events re-baseline per calendar: {rebaselined:?}");
     for (stream, n) in &rebaselined {
         if stream != "events" {
             assert_eq!(*n, 0, "{stream} re-baselined: {rebaselined:?}");

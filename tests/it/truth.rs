@@ -115,6 +115,10 @@ pub fn expected_event(mailbox: &str, e: &Value) -> Row {
     }
     r.insert("start_date_time".into(), zoned(&e["start"]));
     r.insert("end_date_time".into(), zoned(&e["end"]));
+    r.insert("start_date".into(), local_date(&e["start"]));
+    r.insert("end_date".into(), local_date(&e["end"]));
+    r.insert("start_time_zone_iana".into(), iana(&e["start"]));
+    r.insert("end_time_zone_iana".into(), iana(&e["end"]));
     r.insert("organizer".into(), json!({"name": get(e, &["organizer", "emailAddress", "name"]), "address": get(e, &["organizer", "emailAddress", "address"])}));
     let attendees = e["attendees"].as_array().map(|a| {
         Value::Array(
@@ -156,6 +160,35 @@ fn zoned(v: &Value) -> Value {
     use chrono::TimeZone;
     let local = zone.from_local_datetime(&naive).earliest().expect("local time exists");
     json!(local.with_timezone(&Utc).to_rfc3339())
+}
+
+/// The calendar date of `{"dateTime": ..., "timeZone": ...}` in its own zone: the date part of
+/// `dateTime`, which Graph writes in `timeZone` (so an all-day event's days as it was created).
+fn local_date(v: &Value) -> Value {
+    let Some(dt) = v["dateTime"].as_str() else { return Value::Null };
+    let naive = NaiveDateTime::parse_from_str(dt, "%Y-%m-%dT%H:%M:%S%.f").expect("dateTime without offset");
+    json!(naive.date().format("%Y-%m-%d").to_string())
+}
+
+/// The IANA name of `timeZone`: CLDR's territory-001 zone (`windowsZones.xml`) for the Windows
+/// names the simulator uses, written out here independently of the connector's table (CLDR
+/// keeps `Asia/Calcutta`); UTC spellings are `UTC`; an IANA name stands for itself.
+fn iana(v: &Value) -> Value {
+    let Some(tz) = v["timeZone"].as_str() else { return Value::Null };
+    let name = match tz {
+        "UTC" | "tzone://Microsoft/Utc" => "UTC",
+        "Pacific Standard Time" => "America/Los_Angeles",
+        "Eastern Standard Time" => "America/New_York",
+        "Central Standard Time" => "America/Chicago",
+        "W. Europe Standard Time" => "Europe/Berlin",
+        "GMT Standard Time" => "Europe/London",
+        "India Standard Time" => "Asia/Calcutta",
+        "Tokyo Standard Time" => "Asia/Tokyo",
+        "AUS Eastern Standard Time" => "Australia/Sydney",
+        other if other.parse::<chrono_tz::Tz>().is_ok() => other,
+        other => panic!("test IANA table lacks {other}"),
+    };
+    json!(name)
 }
 
 pub fn expected_folder(mailbox: &str, f: &Value) -> Row {
@@ -245,7 +278,7 @@ pub const MESSAGE_COLUMNS: [&str; 29] = [
     "web_link",
     "body_preview",
 ];
-pub const EVENT_COLUMNS: [&str; 25] = [
+pub const EVENT_COLUMNS: [&str; 29] = [
     "mailbox_id",
     "calendar_id",
     "id",
@@ -255,6 +288,10 @@ pub const EVENT_COLUMNS: [&str; 25] = [
     "end_date_time",
     "start_time_zone",
     "end_time_zone",
+    "start_date",
+    "end_date",
+    "start_time_zone_iana",
+    "end_time_zone_iana",
     "is_all_day",
     "is_cancelled",
     "type",

@@ -9,7 +9,10 @@
 //! Data columns follow, snake_case of the Graph property names, all
 //! nullable (a delete row carries only the key and pipeline columns). Timestamps are
 //! `Timestamp(Microsecond, "UTC")`; lists are `List` with a nullable `item` field; recipients are
-//! `struct<name, address>`.
+//! `struct<name, address>`. Columns that are not Graph properties: `events.start_date` /
+//! `end_date` (`Date32`, the wall-clock date of `start`/`end` in their own `timeZone`) and
+//! `start_time_zone_iana` / `end_time_zone_iana` (the IANA name of that zone), right after
+//! `end_time_zone`.
 
 use std::sync::{Arc, OnceLock};
 
@@ -49,6 +52,9 @@ fn ts(name: &str) -> Field {
 }
 fn i(name: &str) -> Field {
     Field::new(name, DataType::Int64, true)
+}
+fn d(name: &str) -> Field {
+    Field::new(name, DataType::Date32, true)
 }
 
 /// `calendar_id` of `events`: the partition's calendar (null for the legacy partition).
@@ -116,6 +122,10 @@ fn events() -> Schema {
         ts("end_date_time"),
         s("start_time_zone"),
         s("end_time_zone"),
+        d("start_date"),
+        d("end_date"),
+        s("start_time_zone_iana"),
+        s("end_time_zone_iana"),
         b("is_all_day"),
         b("is_cancelled"),
         s("type"),
@@ -210,10 +220,32 @@ mod tests {
         );
         let e = names(Stream::Events);
         assert_eq!(e[..7], ["mailbox_id", "calendar_id", "id", "_op", "_seq", "_extracted_at", "_run_id"]);
-        assert_eq!(e.len(), 7 + 23);
+        assert_eq!(e.len(), 7 + 27);
+        let at = e.iter().position(|n| n == "end_time_zone").unwrap();
+        assert_eq!(
+            e[at - 3..at + 7],
+            [
+                "start_date_time",
+                "end_date_time",
+                "start_time_zone",
+                "end_time_zone",
+                "start_date",
+                "end_date",
+                "start_time_zone_iana",
+                "end_time_zone_iana",
+                "is_all_day",
+                "is_cancelled"
+            ]
+        );
         let events = schema(Stream::Events);
         assert!(events.field_with_name(CALENDAR_ID).unwrap().is_nullable());
         assert_eq!(*events.field_with_name(CALENDAR_ID).unwrap().data_type(), DataType::Utf8);
+        for (col, ty) in
+            [("start_date", DataType::Date32), ("end_date", DataType::Date32), ("start_time_zone_iana", DataType::Utf8), ("end_time_zone_iana", DataType::Utf8)]
+        {
+            let f = events.field_with_name(col).unwrap();
+            assert_eq!((f.data_type(), f.is_nullable()), (&ty, true), "{col}");
+        }
         for stream in Stream::ALL {
             let sc = schema(stream);
             for k in [c::MAILBOX_ID, c::ID, c::OP, c::SEQ, c::EXTRACTED_AT, c::RUN_ID] {

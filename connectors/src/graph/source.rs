@@ -186,7 +186,13 @@ impl GraphSource {
     /// Whether a discovered user has a mailbox.
     async fn probe(&self, user: &Mailbox) -> Result<Probe, SourceError> {
         let spec = RequestSpec { url: urls::probe_inbox(&self.opts.graph_url, &user.id), kind: RequestKind::Probe, mailbox_key: &user.id, discovered: true };
-        match self.client.get(&spec, |_| Ok(())).await {
+        // A probe succeeds on a readable folder, not on any 200: a truncated body is retried.
+        let readable = |body: &[u8]| {
+            serde_json::from_slice::<serde_json::Value>(body)
+                .map(|_| ())
+                .map_err(|e| BodyError::Retry(format!("response body is truncated or not valid JSON: {e}")))
+        };
+        match self.client.get(&spec, readable).await {
             Ok(()) => Ok(Probe::Mailbox),
             Err(e) if e.kind == SourceErrorKind::NoMailbox => Ok(Probe::NoMailbox(e.code.unwrap_or(e.message))),
             // A refused mailbox (access policy, quota) is listed: it fails later with its reason.

@@ -1,15 +1,27 @@
 //! `events` rows from calendarView delta items.
 //!
 //! Key: (`mailbox_id`, `calendar_id`, `id`); `calendar_id` is the partition's calendar, set by
-//! [`super::assemble`] from the context, not read from the item. `start`/`end` are `dateTimeTimeZone` values converted to UTC
-//! (see [`super::timezones`]); `start_time_zone`/`end_time_zone` keep the `timeZone` strings as
-//! sent. A `dateTime` that does not parse or a zone that is not known nulls that timestamp and
-//! counts the item as malformed. `organizer` is `struct<name, address>`; `attendees` is
-//! `list<struct<type, response, name, address>>`.
+//! [`super::assemble`] from the context, not read from the item. Each of `start`/`end` (a
+//! `dateTimeTimeZone`) gives four columns (see [`super::timezones`]):
+//! - `start_date_time`/`end_date_time`: the instant, in UTC;
+//! - `start_time_zone`/`end_time_zone`: the `timeZone` string as sent (often a Windows name);
+//! - `start_date`/`end_date` (`Date32`): the calendar date of `dateTime` as written, i.e. in its
+//!   own `timeZone`. All-day events keep their own zone whatever `Prefer: outlook.timezone`
+//!   says, so these are the event's days: a 2026-12-22 all-day event in W. Europe has
+//!   `start_date` 2026-12-22 and the exclusive `end_date` 2026-12-23, while its instant is
+//!   2026-12-21 23:00 UTC. For timed events it is the date in the zone Graph served them in
+//!   (UTC unless `outlook.timezone` asked for another). The date needs no zone, so an unknown
+//!   zone still has one;
+//! - `start_time_zone_iana`/`end_time_zone_iana`: the IANA name of `timeZone` (null if unknown).
+//!
+//! A `dateTime` that does not parse nulls that instant and date; a zone that is not known nulls
+//! the instant and the IANA name; either counts the item as malformed. `organizer` is
+//! `struct<name, address>`; `attendees` is `list<struct<type, response, name, address>>`.
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanBuilder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::array::{ArrayRef, BooleanBuilder, Date32Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder};
+use chrono_tz::Tz;
 
 use super::timestamp::parse_local_micros;
 use super::timezones::{local_to_utc_micros, resolve_zone};
@@ -24,6 +36,10 @@ pub(crate) struct Events {
     end: TimestampMicrosecondBuilder,
     start_tz: StringBuilder,
     end_tz: StringBuilder,
+    start_date: Date32Builder,
+    end_date: Date32Builder,
+    start_iana: StringBuilder,
+    end_iana: StringBuilder,
     is_all_day: BooleanBuilder,
     is_cancelled: BooleanBuilder,
     kind: StringBuilder,
@@ -43,28 +59,46 @@ pub(crate) struct Events {
     change_key: StringBuilder,
 }
 
-/// UTC micros of a `dateTimeTimeZone`; `None` (and the item marked malformed) when it is
-/// present but unreadable.
-pub fn date_time_tz_micros(v: &DateTimeTimeZone<'_>) -> Option<i64> {
-    let dt = v.date_time.as_deref()?;
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// What one `dateTimeTimeZone` gives: the instant, the local date, the zone's IANA name.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Zoned {
+    /// UTC microseconds.
+    pub utc_micros: Option<i64>,
+    /// Days since 1970-01-01 of `dateTime`'s own date (as written, in its `timeZone`).
+    pub local_date: Option<i32>,
+    /// The IANA name of `timeZone`.
+    pub iana: Option<&'static str>,
+}
+
+/// Reads a `dateTimeTimeZone`; marks the item malformed when `dateTime` is present but
+/// unreadable, or when a zone is needed for the instant and is not known.
+pub fn read_zoned(v: &DateTimeTimeZone<'_>) -> Zoned {
+    let tz_name = v.time_zone.as_deref();
+    let zone: Option<Tz> = tz_name.and_then(resolve_zone);
+    let iana = zone.map(Tz::name);
+    let Some(dt) = v.date_time.as_deref() else {
+        return Zoned { iana, ..Zoned::default() };
+    };
     let Some((local, offset)) = parse_local_micros(dt) else {
         mark();
-        return None;
+        return Zoned { iana, ..Zoned::default() };
     };
-    if let Some(off) = offset {
-        return Some(local - i64::from(off) * 1_000_000);
-    }
-    let zone = match v.time_zone.as_deref() {
-        None => return Some(local),
-        Some(z) => z,
-    };
-    match resolve_zone(zone).and_then(|tz| local_to_utc_micros(local, tz)) {
-        Some(t) => Some(t),
-        None => {
-            mark();
-            None
+    // `parse_local_micros` accepts years 0000–9999 only, so the day count fits an i32.
+    let local_date = i32::try_from(local.div_euclid(MICROS_PER_DAY)).ok();
+    let utc_micros = match (offset, tz_name) {
+        (Some(off), _) => Some(local - i64::from(off) * 1_000_000),
+        (None, None) => Some(local),
+        (None, Some(_)) => {
+            let t = zone.and_then(|tz| local_to_utc_micros(local, tz));
+            if t.is_none() {
+                mark();
+            }
+            t
         }
-    }
+    };
+    Zoned { utc_micros, local_date, iana }
 }
 
 fn tz_of<'a>(v: &'a LObj<DateTimeTimeZone<'_>>) -> Option<&'a str> {
@@ -82,6 +116,10 @@ impl Table for Events {
             end: ts_builder(n),
             start_tz: str_builder(n, 12),
             end_tz: str_builder(n, 12),
+            start_date: Date32Builder::with_capacity(n),
+            end_date: Date32Builder::with_capacity(n),
+            start_iana: str_builder(n, 14),
+            end_iana: str_builder(n, 14),
             is_all_day: bool_builder(n),
             is_cancelled: bool_builder(n),
             kind: str_builder(n, 14),
@@ -113,10 +151,16 @@ impl Table for Events {
     fn push_upsert(&mut self, e: Self::Item<'_>, _ctx: &NormalizeContext) {
         self.subject.append_option(e.subject.as_deref());
         self.body_preview.append_option(e.body_preview.as_deref());
-        self.start.append_option(e.start.0.as_ref().and_then(date_time_tz_micros));
-        self.end.append_option(e.end.0.as_ref().and_then(date_time_tz_micros));
+        let start = e.start.0.as_ref().map(read_zoned).unwrap_or_default();
+        let end = e.end.0.as_ref().map(read_zoned).unwrap_or_default();
+        self.start.append_option(start.utc_micros);
+        self.end.append_option(end.utc_micros);
         self.start_tz.append_option(tz_of(&e.start));
         self.end_tz.append_option(tz_of(&e.end));
+        self.start_date.append_option(start.local_date);
+        self.end_date.append_option(end.local_date);
+        self.start_iana.append_option(start.iana);
+        self.end_iana.append_option(end.iana);
         self.is_all_day.append_option(e.is_all_day.0);
         self.is_cancelled.append_option(e.is_cancelled.0);
         self.kind.append_option(e.kind.as_deref());
@@ -155,6 +199,8 @@ impl Table for Events {
             &mut self.body_preview,
             &mut self.start_tz,
             &mut self.end_tz,
+            &mut self.start_iana,
+            &mut self.end_iana,
             &mut self.kind,
             &mut self.series_master_id,
             &mut self.location,
@@ -170,6 +216,8 @@ impl Table for Events {
         for b in [&mut self.start, &mut self.end, &mut self.original_start, &mut self.created, &mut self.modified] {
             b.append_null();
         }
+        self.start_date.append_null();
+        self.end_date.append_null();
         self.is_all_day.append_null();
         self.is_cancelled.append_null();
         self.organizer.push(None);
@@ -185,6 +233,10 @@ impl Table for Events {
             Arc::new(self.end.finish()),
             Arc::new(self.start_tz.finish()),
             Arc::new(self.end_tz.finish()),
+            Arc::new(self.start_date.finish()),
+            Arc::new(self.end_date.finish()),
+            Arc::new(self.start_iana.finish()),
+            Arc::new(self.end_iana.finish()),
             Arc::new(self.is_all_day.finish()),
             Arc::new(self.is_cancelled.finish()),
             Arc::new(self.kind.finish()),

@@ -1,5 +1,5 @@
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+use arrow::datatypes::{Date32Type, Int64Type, TimestampMicrosecondType};
 use chrono::TimeZone;
 
 use super::*;
@@ -28,6 +28,12 @@ fn ts(b: &RecordBatch, col: &str, row: usize) -> Option<i64> {
 fn boolean(b: &RecordBatch, col: &str, row: usize) -> Option<bool> {
     let a = b.column_by_name(col).unwrap().as_boolean();
     a.is_valid(row).then(|| a.value(row))
+}
+
+/// A `Date32` cell as `YYYY-MM-DD`.
+fn date(b: &RecordBatch, col: &str, row: usize) -> Option<String> {
+    let a = b.column_by_name(col).unwrap_or_else(|| panic!("no column {col}")).as_primitive::<Date32Type>();
+    a.is_valid(row).then(|| (chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::Duration::days(a.value(row).into())).to_string())
 }
 
 fn micros(s: &str) -> i64 {
@@ -242,6 +248,87 @@ fn events_page() {
     assert_eq!(s(b, "end_time_zone", 1), Some("Mars Standard Time"));
     assert_eq!(s(b, "_op", 2), Some("delete"));
     assert_eq!(s(b, "subject", 2), None);
+    // Local dates and IANA names: Windows and IANA inputs; an unknown zone keeps its date.
+    assert_eq!((date(b, "start_date", 0), date(b, "end_date", 0)), (Some("2024-07-01".into()), Some("2024-07-01".into())));
+    assert_eq!((s(b, "start_time_zone_iana", 0), s(b, "end_time_zone_iana", 0)), (Some("America/Los_Angeles"), Some("America/Los_Angeles")));
+    assert_eq!((date(b, "start_date", 1), date(b, "end_date", 1)), (Some("2024-01-22".into()), Some("2024-01-22".into())));
+    assert_eq!((s(b, "start_time_zone_iana", 1), s(b, "end_time_zone_iana", 1)), (Some("UTC"), None));
+    for col in ["start_date", "end_date"] {
+        assert_eq!(date(b, col, 2), None, "{col} of a delete row");
+    }
+    for col in ["start_time_zone_iana", "end_time_zone_iana"] {
+        assert_eq!(s(b, col, 2), None, "{col} of a delete row");
+    }
+}
+
+/// `start_date`/`end_date` are the dates of `dateTime` in its own zone; the instants stay UTC.
+#[test]
+fn event_local_dates_and_iana_zones() {
+    let body = br##"{"value":[
+      {"id":"all-day", "isAllDay": true,
+       "start":{"dateTime":"2026-12-22T00:00:00.0000000","timeZone":"W. Europe Standard Time"},
+       "end":{"dateTime":"2026-12-23T00:00:00.0000000","timeZone":"W. Europe Standard Time"}},
+      {"id":"india-after-midnight",
+       "start":{"dateTime":"2026-03-10T00:30:00.0000000","timeZone":"India Standard Time"},
+       "end":{"dateTime":"2026-03-10T01:00:00.0000000","timeZone":"India Standard Time"}},
+      {"id":"unknown-zone",
+       "start":{"dateTime":"2026-05-04T23:30:00.0000000","timeZone":"Mars Standard Time"},
+       "end":{"dateTime":"2026-05-05T00:30:00.0000000","timeZone":"tzone://Microsoft/Custom"}},
+      {"id":"iana-zone",
+       "start":{"dateTime":"2026-07-01T08:00:00.0000000","timeZone":"Asia/Tokyo"},
+       "end":{"dateTime":"2026-07-01T09:00:00.0000000","timeZone":"Asia/Kolkata"}},
+      {"id":"utc-and-bad",
+       "start":{"dateTime":"2026-01-31T23:59:59.0000000","timeZone":"UTC"},
+       "end":{"dateTime":"tomorrow","timeZone":"UTC"}},
+      {"id":"no-zone", "start":{"dateTime":"2026-02-01T10:00:00"}, "end":{"timeZone":"UTC"}}
+    ],"@odata.deltaLink":"d"}"##;
+    let p = normalize_page(Stream::Events, body, &ctx(Some("cal"), false), &SeqGen::new(0)).unwrap();
+    let b = &p.batch;
+    let row = |id: &str| (0..b.num_rows()).find(|&r| s(b, "id", r) == Some(id)).unwrap();
+    let dates = |r: usize| (date(b, "start_date", r), date(b, "end_date", r));
+    let ianas = |r: usize| (s(b, "start_time_zone_iana", r), s(b, "end_time_zone_iana", r));
+    let instants = |r: usize| (ts(b, "start_date_time", r), ts(b, "end_date_time", r));
+    let some = |d: &str| Some(d.to_string());
+
+    // All-day in W. Europe: the days as written (end exclusive); the instants are unchanged.
+    let r = row("all-day");
+    assert_eq!(dates(r), (some("2026-12-22"), some("2026-12-23")));
+    assert_eq!(instants(r), (Some(micros("2026-12-21T23:00:00Z")), Some(micros("2026-12-22T23:00:00Z"))));
+    assert_eq!(ianas(r), (Some("Europe/Berlin"), Some("Europe/Berlin")));
+    assert_eq!((s(b, "start_time_zone", r), s(b, "end_time_zone", r)), (Some("W. Europe Standard Time"), Some("W. Europe Standard Time")));
+
+    // 00:30 in India is 19:00 UTC the day before: the local date is not the UTC date.
+    let r = row("india-after-midnight");
+    assert_eq!(dates(r), (some("2026-03-10"), some("2026-03-10")));
+    assert_eq!(instants(r), (Some(micros("2026-03-09T19:00:00Z")), Some(micros("2026-03-09T19:30:00Z"))));
+    assert_eq!(ianas(r), (Some("Asia/Calcutta"), Some("Asia/Calcutta")));
+
+    // Unknown zones: no IANA name and no instant, but the dates of `dateTime`.
+    let r = row("unknown-zone");
+    assert_eq!(dates(r), (some("2026-05-04"), some("2026-05-05")));
+    assert_eq!(ianas(r), (None, None));
+    assert_eq!(instants(r), (None, None));
+    assert_eq!(s(b, "start_time_zone", r), Some("Mars Standard Time"));
+
+    // IANA names pass through as given (a link included).
+    let r = row("iana-zone");
+    assert_eq!(ianas(r), (Some("Asia/Tokyo"), Some("Asia/Kolkata")));
+    assert_eq!(dates(r), (some("2026-07-01"), some("2026-07-01")));
+    assert_eq!(instants(r), (Some(micros("2026-06-30T23:00:00Z")), Some(micros("2026-07-01T03:30:00Z"))));
+
+    // UTC; an unreadable `dateTime` has neither instant nor date, the zone keeps its name.
+    let r = row("utc-and-bad");
+    assert_eq!(dates(r), (some("2026-01-31"), None));
+    assert_eq!(instants(r), (Some(micros("2026-01-31T23:59:59Z")), None));
+    assert_eq!(ianas(r), (Some("UTC"), Some("UTC")));
+
+    // No `timeZone`: read as UTC, no IANA name; no `dateTime`: no date.
+    let r = row("no-zone");
+    assert_eq!(dates(r), (some("2026-02-01"), None));
+    assert_eq!(ianas(r), (None, Some("UTC")));
+
+    // Counted once each: the unknown zone (its instants) and the unreadable `dateTime`.
+    assert_eq!(p.malformed_items, 2);
 }
 
 #[test]

@@ -1,10 +1,22 @@
-//! Event `start`/`end` (`dateTimeTimeZone`) → UTC.
+//! Event `start`/`end` (`dateTimeTimeZone`) zones: → IANA name, and → UTC.
 //!
 //! `timeZone` may be `UTC`, a Windows zone name (`Pacific Standard Time`; mapped to IANA with
 //! the CLDR `windowsZones` "001" territory entries below), or an IANA name (when a client asked
-//! for one with `Prefer: outlook.timezone`). The local time is resolved with chrono-tz:
+//! for one with `Prefer: outlook.timezone`). One table serves both uses: [`resolve_zone`] gives
+//! the chrono-tz zone, whose [`Tz::name`] is the IANA name (what DuckDB's `AT TIME ZONE` and other
+//! engines accept, unlike Windows names). The local time is resolved with chrono-tz:
 //! an ambiguous time (the repeated hour when DST ends) takes the earlier instant; a time in the
 //! DST gap is read with the offset in force before the gap. An unknown zone gives `None`.
+//!
+//! The table is CLDR's (`common/supplemental/windowsZones.xml`, Windows list `7e11800`: every
+//! `territory="001"` row, plus two older Windows names, `Mid-Atlantic Standard Time` and
+//! `Kamchatka Standard Time`) and keeps CLDR's identifiers as they are, older spellings
+//! included (`Asia/Calcutta`, `Europe/Kiev`, `America/Godthab`, `Asia/Katmandu`,
+//! `Asia/Rangoon`, `America/Indianapolis`, `America/Buenos_Aires`): old and new tz databases
+//! alike accept those (newer ones as links), while the newer names (`Europe/Kyiv`,
+//! `America/Nuuk`) are unknown to engines with an older tz database or ICU. CLDR maps `UTC` to
+//! `Etc/UTC`; we write `UTC` for every UTC spelling. Windows names are matched
+//! case-insensitively, IANA names as chrono-tz spells them.
 
 use chrono::{NaiveDateTime, Offset, TimeZone};
 use chrono_tz::Tz;
@@ -35,7 +47,7 @@ pub const WINDOWS_ZONES: &[(&str, &str)] = &[
     ("Eastern Standard Time", "America/New_York"),
     ("Haiti Standard Time", "America/Port-au-Prince"),
     ("Cuba Standard Time", "America/Havana"),
-    ("US Eastern Standard Time", "America/Indiana/Indianapolis"),
+    ("US Eastern Standard Time", "America/Indianapolis"),
     ("Turks And Caicos Standard Time", "America/Grand_Turk"),
     ("Paraguay Standard Time", "America/Asuncion"),
     ("Atlantic Standard Time", "America/Halifax"),
@@ -47,8 +59,8 @@ pub const WINDOWS_ZONES: &[(&str, &str)] = &[
     ("Tocantins Standard Time", "America/Araguaina"),
     ("E. South America Standard Time", "America/Sao_Paulo"),
     ("SA Eastern Standard Time", "America/Cayenne"),
-    ("Argentina Standard Time", "America/Argentina/Buenos_Aires"),
-    ("Greenland Standard Time", "America/Nuuk"),
+    ("Argentina Standard Time", "America/Buenos_Aires"),
+    ("Greenland Standard Time", "America/Godthab"),
     ("Montevideo Standard Time", "America/Montevideo"),
     ("Magallanes Standard Time", "America/Punta_Arenas"),
     ("Saint Pierre Standard Time", "America/Miquelon"),
@@ -75,7 +87,7 @@ pub const WINDOWS_ZONES: &[(&str, &str)] = &[
     ("Syria Standard Time", "Asia/Damascus"),
     ("West Bank Standard Time", "Asia/Hebron"),
     ("South Africa Standard Time", "Africa/Johannesburg"),
-    ("FLE Standard Time", "Europe/Kyiv"),
+    ("FLE Standard Time", "Europe/Kiev"),
     ("Israel Standard Time", "Asia/Jerusalem"),
     ("South Sudan Standard Time", "Africa/Juba"),
     ("Kaliningrad Standard Time", "Europe/Kaliningrad"),
@@ -103,13 +115,13 @@ pub const WINDOWS_ZONES: &[(&str, &str)] = &[
     ("Ekaterinburg Standard Time", "Asia/Yekaterinburg"),
     ("Pakistan Standard Time", "Asia/Karachi"),
     ("Qyzylorda Standard Time", "Asia/Qyzylorda"),
-    ("India Standard Time", "Asia/Kolkata"),
+    ("India Standard Time", "Asia/Calcutta"),
     ("Sri Lanka Standard Time", "Asia/Colombo"),
-    ("Nepal Standard Time", "Asia/Kathmandu"),
+    ("Nepal Standard Time", "Asia/Katmandu"),
     ("Central Asia Standard Time", "Asia/Bishkek"),
     ("Bangladesh Standard Time", "Asia/Dhaka"),
     ("Omsk Standard Time", "Asia/Omsk"),
-    ("Myanmar Standard Time", "Asia/Yangon"),
+    ("Myanmar Standard Time", "Asia/Rangoon"),
     ("SE Asia Standard Time", "Asia/Bangkok"),
     ("Altai Standard Time", "Asia/Barnaul"),
     ("W. Mongolia Standard Time", "Asia/Hovd"),
@@ -154,7 +166,9 @@ pub const WINDOWS_ZONES: &[(&str, &str)] = &[
     ("Line Islands Standard Time", "Pacific/Kiritimati"),
 ];
 
-/// The zone a `timeZone` value names: UTC spellings, a Windows name, or an IANA name.
+/// The zone a `timeZone` value names: UTC spellings, a Windows name, or an IANA name; `None`
+/// when the name is unknown. Its [`Tz::name`] is the IANA name: `UTC` for UTC spellings,
+/// CLDR's territory-001 zone for a Windows name, an IANA name as given (links keep their name).
 pub fn resolve_zone(name: &str) -> Option<Tz> {
     let n = name.trim();
     if n.eq_ignore_ascii_case("UTC") || n.eq_ignore_ascii_case("tzone://Microsoft/Utc") || n == "Coordinated Universal Time" {
@@ -210,6 +224,35 @@ mod tests {
         assert_eq!(resolve_zone("UTC"), Some(Tz::UTC));
         assert_eq!(resolve_zone("tzone://Microsoft/Utc"), Some(Tz::UTC));
         assert_eq!(resolve_zone("Mars Standard Time"), None);
+    }
+
+    fn iana_name(name: &str) -> Option<&'static str> {
+        resolve_zone(name).map(Tz::name)
+    }
+
+    #[test]
+    fn iana_names() {
+        // Every Windows name maps to the IANA name the table gives (chrono-tz keeps links' names).
+        for (w, iana) in WINDOWS_ZONES.iter().filter(|(w, _)| *w != "UTC") {
+            assert_eq!(iana_name(w), Some(*iana), "{w}");
+        }
+        assert_eq!(iana_name("W. Europe Standard Time"), Some("Europe/Berlin"));
+        assert_eq!(iana_name("India Standard Time"), Some("Asia/Calcutta"));
+        assert_eq!(iana_name("FLE Standard Time"), Some("Europe/Kiev"));
+        assert_eq!(iana_name("Pacific Standard Time"), Some("America/Los_Angeles"));
+        assert_eq!(iana_name("pacific standard time"), Some("America/Los_Angeles"));
+        assert_eq!(iana_name(" Tokyo Standard Time "), Some("Asia/Tokyo"));
+        // UTC spellings.
+        for utc in ["UTC", "utc", "tzone://Microsoft/Utc", "Coordinated Universal Time"] {
+            assert_eq!(iana_name(utc), Some("UTC"), "{utc}");
+        }
+        // IANA names pass through, links and current names alike.
+        for iana in ["Europe/Paris", "Asia/Kolkata", "Asia/Calcutta", "Europe/Kyiv", "America/Argentina/Buenos_Aires", "Etc/GMT+5", "Etc/UTC"] {
+            assert_eq!(iana_name(iana), Some(iana));
+        }
+        for unknown in ["Mars Standard Time", "", "tzone://Microsoft/Custom", "Europe/Atlantis", "+05:30"] {
+            assert_eq!(iana_name(unknown), None, "{unknown}");
+        }
     }
 
     #[test]
