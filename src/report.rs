@@ -7,37 +7,63 @@ use std::path::Path;
 
 use outlake_pipeline::runner::{MailboxStatus, RunReport};
 
+/// The run summary on stderr: one line (and one more per skipped or failed mailbox) with
+/// `--log-format text`; with `--log-format json` one JSON object, `"message":"run finished"`,
+/// whose fields are numbers and strings (`fatal` and `failed_mailboxes` are `null` / `[]` when
+/// there is nothing to say). Printed whatever `RUST_LOG` says: it is the run's result.
 pub fn print_summary(rep: &RunReport) {
     let ok = rep.mailboxes.iter().filter(|m| m.status == MailboxStatus::Ok).count();
-    let skipped = rep.mailboxes.iter().filter(|m| m.status == MailboxStatus::Skipped).count();
+    let skipped: Vec<_> = rep.mailboxes.iter().filter(|m| m.status == MailboxStatus::Skipped).collect();
     let failed: Vec<_> = rep.failed_mailboxes().collect();
     let upserts = rep.total(|s| s.upserts);
     let deletes = rep.total(|s| s.deletes);
     let requests: u64 = rep.mailboxes.iter().map(|m| m.requests).sum();
     let throttled: u64 = rep.mailboxes.iter().map(|m| m.throttled).sum();
+    let throttle_wait_ms: u64 = rep.mailboxes.iter().map(|m| m.throttle_wait_ms).sum();
     let rebaselines = rep.total(|s| s.rebaselines);
-    eprintln!(
-        "run {}: {} mailbox(es) synced, {} skipped, {} failed; {} upserts, {} deletes; {} requests ({} throttled); {} re-baseline(s); {:.1}s",
+    let mut text = format!(
+        "run {}: {} mailbox(es) synced, {} skipped, {} failed; {} upserts, {} deletes; {} requests ({} throttled, {} waiting); {} re-baseline(s); {:.1}s",
         rep.run_id,
         ok,
-        skipped,
+        skipped.len(),
         failed.len(),
         upserts,
         deletes,
         requests,
         throttled,
+        crate::progress::duration_text(std::time::Duration::from_millis(throttle_wait_ms)),
         rebaselines,
         rep.duration_ms as f64 / 1000.0
     );
-    for m in rep.mailboxes.iter().filter(|m| m.status == MailboxStatus::Skipped) {
-        eprintln!("  skipped {}: {}", m.label, m.error.as_deref().unwrap_or(""));
+    for m in &skipped {
+        text.push_str(&format!("\n  skipped {}: {}", m.label, m.error.as_deref().unwrap_or("")));
     }
     for m in &failed {
-        eprintln!("  FAILED {}: {}", m.label, m.error.as_deref().unwrap_or("unknown error"));
+        text.push_str(&format!("\n  FAILED {}: {}", m.label, m.error.as_deref().unwrap_or("unknown error")));
     }
     if let Some(f) = &rep.fatal {
-        eprintln!("  STOPPED: {f}");
+        text.push_str(&format!("\n  STOPPED: {f}"));
     }
+    let fields = serde_json::json!({
+        "run_id": rep.run_id,
+        "mailboxes_ok": ok,
+        "mailboxes_skipped": skipped.len(),
+        "mailboxes_failed": failed.len(),
+        "upserts": upserts,
+        "deletes": deletes,
+        "requests": requests,
+        "throttled": throttled,
+        "throttle_wait_ms": throttle_wait_ms,
+        "rebaselines": rebaselines,
+        "duration_ms": rep.duration_ms,
+        "skipped_mailboxes": skipped.iter().map(|m| serde_json::json!({"mailbox": m.label, "reason": m.error})).collect::<Vec<_>>(),
+        "failed_mailboxes": failed.iter().map(|m| serde_json::json!({"mailbox": m.label, "error": m.error})).collect::<Vec<_>>(),
+        "fatal": rep.fatal,
+        "fatal_kind": rep.fatal_kind,
+    });
+    let fields = fields.as_object().cloned().unwrap_or_default();
+    let level = if rep.fatal.is_some() || !failed.is_empty() { "WARN" } else { "INFO" };
+    crate::logging::emit(level, "run finished", &text, fields);
 }
 
 pub fn write_json(rep: &RunReport, path: &Path) -> std::io::Result<()> {
@@ -55,7 +81,9 @@ pub fn write_json(rep: &RunReport, path: &Path) -> std::io::Result<()> {
         "requests": rep.mailboxes.iter().map(|m| m.requests).sum::<u64>(),
         "throttled": rep.mailboxes.iter().map(|m| m.throttled).sum::<u64>(),
         "retries": rep.mailboxes.iter().map(|m| m.retries).sum::<u64>(),
+        "uncommitted_rows": rep.total(|s| s.uncommitted_rows),
         "mailboxes_ok": rep.mailboxes.iter().filter(|m| m.status == MailboxStatus::Ok).count(),
+        "mailboxes_interrupted": rep.mailboxes.iter().filter(|m| m.status == MailboxStatus::Interrupted).count(),
         "mailboxes_failed": rep.failed_mailboxes().count(),
         "mailboxes_skipped": rep.mailboxes.iter().filter(|m| m.status == MailboxStatus::Skipped).count(),
     });
@@ -100,12 +128,30 @@ pub fn write_prometheus(rep: &RunReport, path: &Path) -> std::io::Result<()> {
         "gauge",
         per_mailbox(&|m| if m.status == MailboxStatus::Failed { 1.0 } else { 0.0 }),
     );
+    metric(
+        "outlake_mailbox_interrupted",
+        "1 when the last run stopped before the mailbox finished.",
+        "gauge",
+        per_mailbox(&|m| if m.status == MailboxStatus::Interrupted { 1.0 } else { 0.0 }),
+    );
     metric("outlake_run_duration_seconds", "Wall time of the last run.", "gauge", vec![(String::new(), rep.duration_ms as f64 / 1000.0)]);
     metric(
         "outlake_run_success",
         "1 when the last run finished without failures.",
         "gauge",
-        vec![(String::new(), if rep.fatal.is_none() && rep.failed_mailboxes().next().is_none() { 1.0 } else { 0.0 })],
+        vec![(String::new(), if rep.outcome() == outlake_pipeline::runner::RunOutcome::Ok { 1.0 } else { 0.0 })],
+    );
+    metric(
+        "outlake_run_interrupted",
+        "1 when the last run was stopped by a signal before it finished.",
+        "gauge",
+        vec![(String::new(), if rep.interrupted { 1.0 } else { 0.0 })],
+    );
+    metric(
+        "outlake_rows_uncommitted",
+        "Rows staged in the last run that no commit holds (fetched again by the next run).",
+        "gauge",
+        per_stream(&|r| r.uncommitted_rows),
     );
     metric("outlake_last_run_timestamp_seconds", "When the last run started.", "gauge", vec![(String::new(), rep.started_at.timestamp() as f64)]);
     write_atomic(path, out.as_bytes())

@@ -50,7 +50,7 @@ async fn demo(dir: &Path, messages: usize, users: usize, output: &RunOutputArgs)
     println!(
         "  duckdb -c \"SELECT subject, from_address, received_date_time FROM (SELECT *, row_number() OVER (PARTITION BY mailbox_id, parent_folder_id, id ORDER BY _seq DESC) AS rn FROM read_parquet('{lake}/messages/**/*.parquet')) WHERE rn = 1 AND _op = 'upsert' ORDER BY received_date_time DESC LIMIT 10\""
     );
-    let code = super::sync::exit_code(&first, false).max(super::sync::exit_code(&second, false));
+    let code = super::sync::exit_code(&first).max(super::sync::exit_code(&second));
     Ok(code)
 }
 

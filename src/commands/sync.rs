@@ -22,7 +22,7 @@ pub async fn run(config: ConfigArg, output: RunOutputArgs) -> u8 {
     let result = crate::wiring::sync_once(&cfg, sink, cancel.clone()).await;
     renderer.finish().await;
     match result {
-        Ok(rep) => finish(&rep, &output, cancel.is_cancelled()),
+        Ok(rep) => finish(&rep, &output),
         Err(e) => {
             eprintln!("error: {e:#}");
             exit::FAILURE
@@ -31,7 +31,7 @@ pub async fn run(config: ConfigArg, output: RunOutputArgs) -> u8 {
 }
 
 /// Print the summary, write report and metrics, and choose the exit code.
-pub fn finish(rep: &RunReport, output: &RunOutputArgs, interrupted: bool) -> u8 {
+pub fn finish(rep: &RunReport, output: &RunOutputArgs) -> u8 {
     report::print_summary(rep);
     if let Some(path) = &output.report
         && let Err(e) = report::write_json(rep, path)
@@ -45,14 +45,14 @@ pub fn finish(rep: &RunReport, output: &RunOutputArgs, interrupted: bool) -> u8 
         eprintln!("error: writing metrics to {}: {e}", path.display());
         return exit::FAILURE;
     }
-    exit_code(rep, interrupted)
+    exit_code(rep)
 }
 
-pub fn exit_code(rep: &RunReport, interrupted: bool) -> u8 {
+pub fn exit_code(rep: &RunReport) -> u8 {
     match rep.outcome() {
         RunOutcome::AuthFailed => exit::CONFIG_OR_AUTH,
         RunOutcome::Stopped => exit::FAILURE,
-        _ if interrupted => exit::INTERRUPTED,
+        RunOutcome::Interrupted => exit::INTERRUPTED,
         RunOutcome::Partial => exit::PARTIAL,
         RunOutcome::Ok => exit::OK,
     }

@@ -372,12 +372,13 @@ async fn storage_faults_keep_the_previous_commit_and_name_the_path() {
     sim.shutdown().await;
 }
 
-/// The binary's rule (`src/commands/sync.rs`): fatal auth → 2, other fatal → 1, failed
-/// mailboxes → 3.
+/// The binary's rule (`src/commands/sync.rs`): fatal auth → 2, other fatal → 1, interrupted →
+/// 130, failed mailboxes → 3.
 fn outlake_exit_code(rep: &RunReport) -> u8 {
     match rep.outcome() {
         RunOutcome::AuthFailed => 2,
         RunOutcome::Stopped => 1,
+        RunOutcome::Interrupted => 130,
         RunOutcome::Partial => 3,
         RunOutcome::Ok => 0,
     }

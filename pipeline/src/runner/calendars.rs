@@ -39,7 +39,10 @@ impl Runner {
         let part = PartitionKey::new(&mb.id, Stream::Calendars, None);
         let (outcome, listing) = self.clone().sync_calendar_listing(mb, &part).await;
         let failed = run.absorb(&part, outcome)?;
-        let Some(calendars) = listing.filter(|_| !failed && events && !self.stop.is_stopped()) else { return Ok(()) };
+        let Some(calendars) = listing.filter(|_| !failed && events) else { return Ok(()) };
+        if run.stopped_before_stage(&self.stop) {
+            return Ok(());
+        }
         self.run_events(mb, run, &calendars).await
     }
 
@@ -55,9 +58,7 @@ impl Runner {
             let upserts =
                 arrow::compute::filter_record_batch(&batch, &BooleanArray::from(changed.clone())).map_err(|e| PartitionError::Batch(e.to_string()))?;
             let gone_ids: Vec<String> = gone.into_iter().collect();
-            report.upserts = upserts.num_rows() as u64;
-            report.deletes = gone_ids.len() as u64;
-            let rows = report.upserts + report.deletes;
+            let rows = (upserts.num_rows() + gone_ids.len()) as u64;
             if rows == 0 && previous.is_some() {
                 return Ok(calendars);
             }
@@ -74,6 +75,9 @@ impl Runner {
             let round = self.new_round(part, kind);
             let mut committer = self.committer(part, previous);
             committer.commit(NewPosition { files, state: PartitionState::Syncing, cursor: None, round: &round, rows, rebaselined: false }).await?;
+            // Counted once committed.
+            report.upserts = upserts.num_rows() as u64;
+            report.deletes = gone_ids.len() as u64;
             report.commits = 1;
             tracing::debug!(partition = %part, upserts = report.upserts, deletes = report.deletes, "calendars listed");
             Ok(calendars)
@@ -81,10 +85,10 @@ impl Runner {
         .await;
         report.duration_ms = t0.elapsed().as_millis() as u64;
         match result {
-            Ok(calendars) => (PartitionOutcome { report, error: None }, Some(calendars)),
+            Ok(calendars) => (PartitionOutcome { report, error: None, interrupted: false }, Some(calendars)),
             Err(e) => {
                 tracing::warn!(partition = %part, kind = ?e.kind(), error = %e, "listing calendars failed");
-                (PartitionOutcome { report, error: Some(e) }, None)
+                (PartitionOutcome { report, error: Some(e), interrupted: false }, None)
             }
         }
     }

@@ -152,6 +152,7 @@ impl Runner {
                     mailboxes: vec![],
                     fatal_kind: Some(fatal_kind(e.kind)),
                     fatal: Some(e.message),
+                    interrupted: self.stop.cancel.is_cancelled(),
                 };
             }
         };
@@ -194,6 +195,7 @@ impl Runner {
             mailboxes: reports,
             fatal_kind: fatal.as_ref().map(|e| fatal_kind(e.kind)),
             fatal: fatal.map(|e| e.message),
+            interrupted: self.stop.cancel.is_cancelled(),
         }
     }
 
@@ -208,11 +210,11 @@ impl Runner {
                 let part = PartitionKey::new(&mb.id, Stream::MailFolders, None);
                 let outcome = self.clone().run_partition(&mb, part.clone(), Membership::Selected).await;
                 let failed = run.absorb(&part, outcome)?;
-                if wants(Stream::Messages) && !failed && !self.stop.is_stopped() {
+                if wants(Stream::Messages) && !failed && !run.stopped_before_stage(&self.stop) {
                     self.clone().run_messages(&mb, &mut run).await?;
                 }
             }
-            if (wants(Stream::Events) || wants(Stream::Calendars)) && !self.stop.is_stopped() {
+            if (wants(Stream::Events) || wants(Stream::Calendars)) && !run.stopped_before_stage(&self.stop) {
                 self.clone().run_calendars_and_events(&mb, &mut run, wants(Stream::Events)).await?;
             }
             Ok(())
@@ -228,6 +230,7 @@ impl Runner {
         }
         let stats = self.source.stats(&mb.id);
         let ok = run.errors.is_empty();
+        let interrupted = run.interrupted;
         self.progress.emit(ProgressEvent::MailboxFinished { mailbox_id: mb.id.clone(), ok });
         let rows: u64 = run.streams.values().map(|s| s.upserts + s.deletes).sum();
         if ok {
@@ -238,7 +241,11 @@ impl Runner {
         MailboxReport {
             mailbox_id: mb.id.clone(),
             label: mb.label().to_string(),
-            status: if ok { MailboxStatus::Ok } else { MailboxStatus::Failed },
+            status: match (ok, interrupted) {
+                (false, _) => MailboxStatus::Failed,
+                (true, true) => MailboxStatus::Interrupted,
+                (true, false) => MailboxStatus::Ok,
+            },
             error: if ok { None } else { Some(run.errors.join("; ")) },
             streams: run.streams,
             requests: stats.requests,
@@ -255,13 +262,25 @@ impl Runner {
 struct MailboxRun {
     streams: BTreeMap<String, StreamReport>,
     errors: Vec<String>,
+    /// A partition was stopped before its round ended, or a stage was skipped because the run
+    /// stopped.
+    interrupted: bool,
 }
 
 impl MailboxRun {
+    /// True when the run has stopped, so the next stage is skipped (and the mailbox counts as
+    /// interrupted).
+    fn stopped_before_stage(&mut self, stop: &Stop) -> bool {
+        let stopped = stop.is_stopped();
+        self.interrupted |= stopped;
+        stopped
+    }
+
     /// Merge a partition's outcome into its stream's report. Returns whether it failed;
     /// escalates run-stopping errors.
     fn absorb(&mut self, part: &PartitionKey, outcome: PartitionOutcome) -> Result<bool, Fatal> {
         let rep = self.streams.entry(part.stream.as_str().to_string()).or_default();
+        self.interrupted |= outcome.interrupted;
         let mut counted = outcome.report;
         counted.partitions = 1;
         rep.add(&counted);

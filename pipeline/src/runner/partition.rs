@@ -28,6 +28,8 @@ const CHANNEL_PAGES: usize = 2;
 pub(super) struct PartitionOutcome {
     pub report: StreamReport,
     pub error: Option<PartitionError>,
+    /// The run stopped this partition before its round ended (what was staged was committed).
+    pub interrupted: bool,
 }
 
 impl Runner {
@@ -45,7 +47,7 @@ impl Runner {
         let t0 = Instant::now();
         let previous = match self.lake.load(&part).await {
             Ok(p) => p,
-            Err(e) => return PartitionOutcome { report: StreamReport::default(), error: Some(e.into()) },
+            Err(e) => return PartitionOutcome { report: StreamReport::default(), error: Some(e.into()), interrupted: false },
         };
         let action = plan_partition(previous.as_ref(), membership, &self.configured_scope(part.stream));
         tracing::debug!(partition = %part, ?action, "planned");
@@ -106,6 +108,7 @@ impl Runner {
         // The fetch task is always joined: when the write stage ended first, stop it; when the
         // fetch stage ended first, learn why.
         let fetch_ended = matches!(written, Ok(WriteEnd::FetchEnded));
+        let interrupted = matches!(written, Ok(WriteEnd::Stopped)) || (fetch_ended && self.stop.is_stopped());
         if !fetch_ended {
             fetcher.abort();
         }
@@ -118,7 +121,7 @@ impl Runner {
             (Ok(WriteEnd::FetchEnded), _) if !self.stop.is_stopped() => Err(PartitionError::FetchEndedEarly),
             (result, _) => result.map(|_| ()),
         };
-        let PartitionWriter { report, committer, .. } = writer;
+        let (report, committer) = writer.into_parts();
         match result {
             Err(PartitionError::Source(e)) if e.kind == SourceErrorKind::FolderGone => {
                 tracing::info!(partition = %part, "folder no longer exists");
@@ -126,13 +129,13 @@ impl Runner {
                 let mut merged = report;
                 merged.deletes += retired.report.deletes;
                 merged.commits += retired.report.commits;
-                PartitionOutcome { report: merged, error: retired.error }
+                PartitionOutcome { report: merged, error: retired.error, interrupted: false }
             }
             Err(e) => {
                 tracing::warn!(partition = %part, kind = ?e.kind(), error = %e, "partition failed");
-                PartitionOutcome { report, error: Some(e) }
+                PartitionOutcome { report, error: Some(e), interrupted: false }
             }
-            Ok(()) => PartitionOutcome { report, error: None },
+            Ok(()) => PartitionOutcome { report, error: None, interrupted },
         }
     }
 
@@ -166,7 +169,7 @@ impl Runner {
             Ok(())
         }
         .await;
-        PartitionOutcome { report, error: result.err() }
+        PartitionOutcome { report, error: result.err(), interrupted: false }
     }
 
     pub(super) fn committer(&self, part: &PartitionKey, previous: Option<Checkpoint>) -> Committer {

@@ -9,11 +9,15 @@ use serde::Serialize;
 use crate::lake::LakeErrorKind;
 use crate::source::SourceErrorKind;
 
-/// What one stream of one mailbox did in this run.
+/// What one stream of one mailbox did in this run. Row counts (`upserts`, `deletes`) are rows
+/// a commit of this run holds; rows staged but never committed are `uncommitted_rows`.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct StreamReport {
     pub upserts: u64,
     pub deletes: u64,
+    /// Rows written to staging that no commit holds (the partition failed or was stopped before
+    /// committing them); the next run fetches them again.
+    pub uncommitted_rows: u64,
     pub pages: u64,
     pub commits: u64,
     pub rebaselines: u64,
@@ -41,6 +45,7 @@ impl StreamReport {
     pub fn add(&mut self, other: &StreamReport) {
         self.upserts += other.upserts;
         self.deletes += other.deletes;
+        self.uncommitted_rows += other.uncommitted_rows;
         self.pages += other.pages;
         self.commits += other.commits;
         self.rebaselines += other.rebaselines;
@@ -108,8 +113,14 @@ impl FailureKind {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
 pub enum MailboxStatus {
+    /// Every partition finished its round (or had nothing to do).
     Ok,
+    /// The run was stopped (a signal, or another mailbox's run-stopping error) before every
+    /// partition of this mailbox finished; what was staged was committed.
+    Interrupted,
+    /// A partition failed; the reasons are in `error` and the streams' `failures`.
     Failed,
+    /// The user has no mailbox.
     Skipped,
 }
 
@@ -166,6 +177,8 @@ pub enum RunOutcome {
     AuthFailed,
     /// The run stopped for another reason.
     Stopped,
+    /// The run was cancelled before it finished.
+    Interrupted,
     /// The run finished, but some mailboxes (or partitions of them) failed.
     Partial,
     /// Every mailbox synced or was skipped.
@@ -181,6 +194,8 @@ pub struct RunReport {
     /// Set when the whole run stopped (auth refused, fatal error).
     pub fatal: Option<String>,
     pub fatal_kind: Option<FatalKind>,
+    /// The run was cancelled (SIGINT / SIGTERM) before it finished.
+    pub interrupted: bool,
 }
 
 impl RunReport {
@@ -194,6 +209,7 @@ impl RunReport {
         match self.fatal_kind {
             Some(FatalKind::Auth) => RunOutcome::AuthFailed,
             Some(FatalKind::Fatal) => RunOutcome::Stopped,
+            None if self.interrupted => RunOutcome::Interrupted,
             None if self.failed_mailboxes().next().is_some() => RunOutcome::Partial,
             None => RunOutcome::Ok,
         }

@@ -76,6 +76,15 @@ pub(super) struct PartitionWriter {
     baseline_known: Option<KeyIndex>,
     /// Fingerprints of keys the rebaseline returned since its last commit, for its seen log.
     unsaved_seen: Vec<Fingerprint>,
+    /// Rows staged since the last commit: they count in the report once a commit holds them.
+    pending: Pending,
+}
+
+/// Upsert and delete rows staged but not committed yet.
+#[derive(Debug, Default, Clone, Copy)]
+struct Pending {
+    upserts: u64,
+    deletes: u64,
 }
 
 impl PartitionWriter {
@@ -95,7 +104,16 @@ impl PartitionWriter {
             repeat_pages: 0,
             baseline_known: None,
             unsaved_seen: Vec::new(),
+            pending: Pending::default(),
         }
+    }
+
+    /// The partition's report, with rows staged but never committed counted as such (a failure
+    /// or a stop between staging and committing them); and its committer.
+    pub fn into_parts(self) -> (StreamReport, Committer) {
+        let mut report = self.report;
+        report.uncommitted_rows += self.pending.upserts + self.pending.deletes;
+        (report, self.committer)
     }
 
     pub async fn consume(&mut self, mut rx: mpsc::Receiver<Fetched>) -> Result<WriteEnd, PartitionError> {
@@ -184,8 +202,8 @@ impl PartitionWriter {
         drop(lease);
         self.account_buffers().await?;
         self.report.pages += 1;
-        self.report.upserts += rows - deletes;
-        self.report.deletes += deletes;
+        self.pending.upserts += rows - deletes;
+        self.pending.deletes += deletes;
         self.report.malformed_items += page.malformed_items as u64;
         self.report.bytes += page.bytes;
         self.round.pages += 1;
@@ -333,7 +351,7 @@ impl PartitionWriter {
             };
             let n = deletes.write(&fingerprinter, gone, self.writer.as_mut()).await?;
             if n > 0 {
-                self.report.deletes += n;
+                self.pending.deletes += n;
                 self.rows_since_commit += n;
                 tracing::info!(partition = %self.ctx.partition, deletes = n, "rebaseline: items gone while the sync state was lost");
             }
@@ -363,6 +381,9 @@ impl PartitionWriter {
         let rows = self.rows_since_commit;
         self.committer.commit(NewPosition { files, state, cursor, round: &self.round, rows, rebaselined }).await?;
         self.report.commits += 1;
+        self.report.upserts += self.pending.upserts;
+        self.report.deletes += self.pending.deletes;
+        self.pending = Pending::default();
         self.pages_since_commit = 0;
         self.rows_since_commit = 0;
         self.last_commit = Instant::now();
