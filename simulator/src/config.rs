@@ -4,7 +4,7 @@
 //! (page sizes, throttling, sync-state generations), injected faults, and the app registration
 //! the identity platform double knows about. Fields marked "live" take effect immediately when
 //! changed through [`crate::Simulator::reconfigure`] or `POST /_sim/reconfigure`; the world-shape
-//! fields (seed, users, messages, events, calendars) only matter at start.
+//! fields (seed, users, messages, bulk messages, events, calendars) only matter at start.
 
 use std::time::Duration;
 
@@ -40,6 +40,11 @@ pub struct SimConfig {
     pub users: usize,
     /// Messages generated per mailbox.
     pub messages_per_mailbox: usize,
+    /// Messages of the bulk folder: when > 0, the first mailbox's Inbox also holds this many
+    /// messages that are generated on demand instead of stored ([`crate::bulk`]), so a folder of
+    /// a million messages costs memory only for the ones that change. They are served, counted,
+    /// changed and reported exactly as stored messages are.
+    pub bulk_messages: usize,
     /// Event instances (single, occurrence, exception) generated per mailbox, over all its calendars.
     pub events_per_mailbox: usize,
     /// Calendars each user created besides the default "Calendar" ("Team", "Projects", …).
@@ -122,6 +127,7 @@ impl Default for SimConfig {
             seed: 42,
             users: 3,
             messages_per_mailbox: 200,
+            bulk_messages: 0,
             events_per_mailbox: 50,
             calendars_per_mailbox: 1,
             shared_calendars: true,

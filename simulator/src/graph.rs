@@ -447,7 +447,9 @@ async fn mailbox_request(sh: Arc<Shared>, ctx: Ctx, req: MailboxRequest) -> Resp
             return ctx.error(StatusCode::FORBIDDEN, "ErrorAccessDenied", "Access is denied. Check credentials and try again.");
         }
         if op == Op::GetUser {
-            let mut v = user_value(&st, ui, None);
+            // `$select` works on a single user as on the listing.
+            let select = query_get(&query, "$select").map(|s| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect::<Vec<_>>());
+            let mut v = user_value(&st, ui, select.as_deref());
             v["@odata.context"] = json!(format!("{base}/v1.0/$metadata#users/$entity"));
             return ctx.json(StatusCode::OK, Bytes::from(v.to_string()));
         }

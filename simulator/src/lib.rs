@@ -20,12 +20,13 @@
 //!   ([`graph`]);
 //! - admin: `/_sim/*` ([`admin`]).
 //!
-//! Module map: [`config`] (what can be set), [`seed`] (the generated world), [`model`] (entities
-//! and versions), [`mutation`] (changes), [`sync`] (delta rounds, generations, tokens),
+//! Module map: [`config`] (what can be set), [`seed`] (the generated world), [`bulk`] (the
+//! lazily generated bulk folder), [`model`] (entities and versions), [`mutation`] (changes), [`sync`] (delta rounds, generations, tokens),
 //! [`wire`] (JSON formats), [`tz`] (Windows zones), [`throttle`], [`faults`], [`stats`],
 //! [`truth`], [`respond`] (error bodies and correlation headers).
 
 pub mod admin;
+pub mod bulk;
 pub mod config;
 pub mod error;
 pub mod faults;
@@ -153,6 +154,14 @@ impl Simulator {
     /// The current state of every mailbox; format in [`truth`].
     pub fn truth(&self) -> Value {
         truth::truth(&self.shared.state.lock())
+    }
+    /// The (folder id, immutable id) of every message present in this mailbox (id or UPN),
+    /// stored or generated: the keys of the truth's `messages`, computed without building JSON
+    /// (cheap enough for a bulk folder of a million messages). Empty for an unknown mailbox or a
+    /// user without one.
+    pub fn message_ids(&self, mailbox: &str) -> std::collections::BTreeSet<(String, String)> {
+        let st = self.shared.state.lock();
+        st.world.user_index(mailbox).and_then(|ui| st.world.users[ui].mailbox.as_ref()).map(|mb| mb.message_keys()).unwrap_or_default()
     }
     /// Counters; format in [`stats`].
     pub fn stats(&self) -> Value {

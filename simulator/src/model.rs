@@ -7,13 +7,16 @@
 //! (deleted, or moved to another calendar) leaves a tombstone in that calendar, as a message
 //! leaving a folder does. Message and event wire properties are kept as JSON maps (everything except the
 //! per-request parts: id form, parentFolderId, webLink, start/end rendering), and each entity
-//! caches its serialized JSON per request shape until it changes.
+//! caches its serialized JSON per request shape until it changes. The bulk folder's messages
+//! ([`crate::bulk`]) are not stored until they change ([`Mailbox::materialize`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
+
+use crate::bulk::Bulk;
 
 /// The whole tenant.
 pub struct World {
@@ -60,6 +63,8 @@ pub struct Mailbox {
     /// Deleted calendars (no Graph route reports them; kept for the record).
     pub calendar_tombstones: Vec<Tombstone>,
     pub next_seq: u64,
+    /// The lazily generated bulk folder ([`crate::bulk`]), in the first mailbox when configured.
+    pub bulk: Option<Bulk>,
 }
 
 impl Mailbox {
@@ -75,6 +80,30 @@ impl Mailbox {
             return Some(key.to_string());
         }
         self.well_known.get(&key.to_ascii_lowercase()).cloned()
+    }
+
+    /// Moves a still generated bulk message into the regular store, with its generated ids,
+    /// properties and versions, so that it can change; the folder counts already include it.
+    /// Returns whether `imm` named such a message.
+    pub fn materialize(&mut self, imm: &str) -> bool {
+        let Some(bulk) = self.bulk.as_mut() else { return false };
+        let Some(k) = bulk.index_of(imm).filter(|k| bulk.is_lazy(*k)) else { return false };
+        let mut m = bulk.message(k);
+        bulk.taken.insert(k);
+        m.seq = self.next_seq;
+        self.next_seq += 1;
+        self.message_index.insert(m.immutable_id.clone(), m.seq);
+        self.messages.insert(m.seq, m);
+        true
+    }
+
+    /// The (folder id, immutable id) of every message present, stored or generated.
+    pub fn message_keys(&self) -> BTreeSet<(String, String)> {
+        let mut out: BTreeSet<(String, String)> = self.messages.values().map(|m| (m.folder_id.clone(), m.immutable_id.clone())).collect();
+        if let Some(b) = &self.bulk {
+            out.extend(b.present_indices().map(|k| (b.folder_id.clone(), b.immutable_id(k))));
+        }
+        out
     }
 
     pub fn message_mut(&mut self, imm: &str) -> Option<&mut Message> {

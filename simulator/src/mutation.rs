@@ -22,6 +22,9 @@
 //!   it (new `changeKey`); `DeleteCalendar` is a hard delete of a removable calendar and its events
 //!   (the default calendar cannot be deleted); its calendarView delta then answers 404.
 //!
+//! Messages of the bulk folder ([`crate::bulk`]) are named by their immutable ids like any other;
+//! changing one first materializes it into the regular store.
+//!
 //! Results are one JSON object per mutation, e.g. `{"id": "<immutable id>"}` for creations
 //! (`{"id": "<calendar id>"}` for `CreateCalendar`).
 
@@ -246,6 +249,7 @@ pub fn apply(world: &mut World, rng: &mut StdRng, m: Mutation) -> Result<Value, 
             Ok(json!({"id": imm, "regular_id": reg, "folder": fid}))
         }
         Mutation::UpdateMessage { id, .. } => {
+            mb.materialize(&id);
             let v = mb.bump();
             let msg = mb.message_mut(&id).ok_or_else(|| no_msg(&id))?;
             let was_read = msg.is_read();
@@ -265,6 +269,7 @@ pub fn apply(world: &mut World, rng: &mut StdRng, m: Mutation) -> Result<Value, 
             Ok(json!({"id": id}))
         }
         Mutation::DeleteMessage { id, .. } => {
+            mb.materialize(&id);
             let seq = *mb.message_index.get(&id).ok_or_else(|| no_msg(&id))?;
             let v = mb.bump();
             let msg = mb.messages.remove(&seq).expect("indexed");
@@ -280,6 +285,7 @@ pub fn apply(world: &mut World, rng: &mut StdRng, m: Mutation) -> Result<Value, 
         }
         Mutation::MoveMessage { id, to_folder, .. } => {
             let to = folder_of(mb, &to_folder)?;
+            mb.materialize(&id);
             let v = mb.bump();
             let new_reg = seed::new_message_ids(rng).1;
             let msg = mb.message_mut(&id).ok_or_else(|| no_msg(&id))?;
@@ -491,27 +497,40 @@ pub fn random_changes(world: &World, seed_: u64, n: usize) -> Vec<Mutation> {
             .choose(&mut rng)
             .cloned();
         let live: Vec<String> = mb.folders.keys().filter(|f| Some(*f) != doomed.as_ref()).cloned().collect();
-        let mut msgs: Vec<&Message> = mb.messages.values().filter(|m| Some(&m.folder_id) != doomed.as_ref()).collect();
+        let mut msgs: Vec<(String, &String)> =
+            mb.messages.values().filter(|m| Some(&m.folder_id) != doomed.as_ref()).map(|m| (m.immutable_id.clone(), &m.folder_id)).collect();
+        // Generated bulk messages: a sample of up to three per change, drawn by index.
+        if let Some(b) = &mb.bulk {
+            let want = (3 * n).min(b.present());
+            let mut picked = std::collections::BTreeSet::new();
+            while picked.len() < want {
+                let k = rng.random_range(0..b.count);
+                if b.is_lazy(k) {
+                    picked.insert(k);
+                }
+            }
+            msgs.extend(picked.into_iter().map(|k| (b.immutable_id(k), &b.folder_id)));
+        }
         msgs.shuffle(&mut rng);
         let mut msgs = msgs.into_iter();
         for _ in 0..n {
             out.push(Mutation::CreateMessage { mailbox: mailbox.clone(), folder: live.choose(&mut rng).unwrap().clone(), subject: None });
         }
         for _ in 0..n {
-            if let Some(m) = msgs.next() {
-                out.push(Mutation::UpdateMessage { mailbox: mailbox.clone(), id: m.immutable_id.clone() });
+            if let Some((id, _)) = msgs.next() {
+                out.push(Mutation::UpdateMessage { mailbox: mailbox.clone(), id });
             }
         }
         for _ in 0..n {
-            if let Some(m) = msgs.next() {
-                out.push(Mutation::DeleteMessage { mailbox: mailbox.clone(), id: m.immutable_id.clone() });
+            if let Some((id, _)) = msgs.next() {
+                out.push(Mutation::DeleteMessage { mailbox: mailbox.clone(), id });
             }
         }
         for _ in 0..n {
-            if let Some(m) = msgs.next() {
-                let to = live.iter().filter(|f| **f != m.folder_id).cloned().collect::<Vec<_>>();
+            if let Some((id, folder)) = msgs.next() {
+                let to = live.iter().filter(|f| *f != folder).cloned().collect::<Vec<_>>();
                 if let Some(to) = to.choose(&mut rng) {
-                    out.push(Mutation::MoveMessage { mailbox: mailbox.clone(), id: m.immutable_id.clone(), to_folder: to.clone() });
+                    out.push(Mutation::MoveMessage { mailbox: mailbox.clone(), id, to_folder: to.clone() });
                 }
             }
         }

@@ -17,6 +17,9 @@
 //! least two when there are enough), and the first created calendar one whole series when the
 //! mailbox has two or more.
 //!
+//! With `bulk_messages`, the first mailbox's Inbox also holds that many generated messages
+//! ([`crate::bulk`]), added last.
+//!
 //! Everything calendar-specific (calendar ids, which events are distant, which calendar an event is
 //! in) is drawn from a second generator per user, so users, folders, messages and the events'
 //! ids and properties are the same as in a world without calendars.
@@ -121,7 +124,7 @@ pub fn recipient(p: &Person) -> Value {
     json!({"emailAddress": {"name": p.0, "address": p.1}})
 }
 
-fn words(rng: &mut StdRng, n: std::ops::Range<usize>) -> String {
+pub(crate) fn words(rng: &mut impl Rng, n: std::ops::Range<usize>) -> String {
     let n = rng.random_range(n);
     (0..n).map(|_| *WORDS.choose(rng).unwrap()).collect::<Vec<_>>().join(" ")
 }
@@ -130,7 +133,7 @@ pub fn change_key(rng: &mut StdRng) -> String {
     fmt::exchange_id(rng, "CQAAABYAAA", 15)
 }
 
-fn external_person(rng: &mut StdRng) -> Person {
+pub(crate) fn external_person(rng: &mut impl Rng) -> Person {
     let g = GIVEN.choose(rng).unwrap();
     let s = SURNAME.choose(rng).unwrap();
     (format!("{g} {s}"), format!("{}.{}@fabrikam.example", g.to_lowercase(), s.to_lowercase()))
@@ -482,7 +485,27 @@ pub fn world(cfg: &SimConfig, rng: &mut StdRng) -> World {
         cal_rngs.push(cal_rng);
     }
     add_calendars(cfg, &mut users, &mut cal_rngs);
+    add_bulk(cfg, &mut users, anchor);
     World { users, domain }
+}
+
+/// The bulk folder ([`crate::bulk`]) in the first mailbox's Inbox, created last (one version
+/// bump) so that everything else is as in a world without it.
+fn add_bulk(cfg: &SimConfig, users: &mut [User], anchor: DateTime<Utc>) {
+    if cfg.bulk_messages == 0 {
+        return;
+    }
+    let Some(u) = users.iter_mut().find(|u| u.mailbox.is_some()) else { return };
+    let person = owner(u);
+    let mb = u.mailbox.as_mut().expect("has a mailbox");
+    let inbox = mb.well_known["inbox"].clone();
+    let v = mb.bump();
+    let bulk = crate::bulk::Bulk::new(cfg.seed, cfg.bulk_messages, inbox.clone(), v, person, anchor);
+    let f = mb.folders.get_mut(&inbox).expect("the inbox exists");
+    f.total += i64::from(bulk.count);
+    f.unread += bulk.unread();
+    f.version = v;
+    mb.bulk = Some(bulk);
 }
 
 /// The calendars besides the default one, and the events moved into them (see the module docs).
@@ -555,6 +578,7 @@ fn mailbox(cfg: &SimConfig, rng: &mut StdRng, cal_rng: &mut StdRng, owner: &Pers
         calendars: BTreeMap::new(),
         calendar_tombstones: Vec::new(),
         next_seq: 0,
+        bulk: None,
     };
     mb.well_known.insert("msgfolderroot".into(), mb.root_id.clone());
     let root = mb.root_id.clone();

@@ -6,6 +6,9 @@
 //! watermark and have left since). The round's item list is snapshotted when it starts, so
 //! paging is stable; pages are cut from it with skiptokens naming (generation, offset), and the
 //! last page carries a deltaLink whose watermark is the mailbox version at the round's start.
+//! Generated bulk messages ([`crate::bulk`]) enter a round as runs of indices after the folder's
+//! stored messages: present ones in index order; one that changes while the round is paged is
+//! served in its stored (materialized) form, or skipped once it has left the folder.
 //! Items are serialized in their state at the time the page is served (Graph folds changes).
 //!
 //! Generations: every page served advances the collection's generation; only the newest
@@ -58,11 +61,54 @@ enum Entry {
     Seq(u64),
     Folder(String),
     Removed(String),
+    /// Bulk messages `start..start + len` by index ([`crate::bulk`]): one entry per run, so a
+    /// round over a million generated messages stays small.
+    Lazy {
+        start: u32,
+        len: u32,
+    },
 }
 
+impl Entry {
+    /// Items the entry stands for.
+    fn len(&self) -> usize {
+        match self {
+            Entry::Lazy { len, .. } => *len as usize,
+            _ => 1,
+        }
+    }
+}
+
+/// A round's items: its entries laid end to end; offsets (skiptokens, pages) count items.
 struct Round {
     entries: Vec<Entry>,
+    /// Offset of each entry's first item.
+    starts: Vec<usize>,
+    /// Items in the round.
+    len: usize,
     watermark: u64,
+}
+
+impl Round {
+    fn new(entries: Vec<Entry>, watermark: u64) -> Round {
+        let mut starts = Vec::with_capacity(entries.len());
+        let mut len = 0;
+        for e in &entries {
+            starts.push(len);
+            len += e.len();
+        }
+        Round { entries, starts, len, watermark }
+    }
+
+    /// The items `offset..end` as (entry, first, last) with item ranges inside each entry.
+    fn slice(&self, offset: usize, end: usize) -> impl Iterator<Item = (&Entry, usize, usize)> + '_ {
+        let first = self.starts.partition_point(|s| *s <= offset).saturating_sub(1);
+        self.entries[first..]
+            .iter()
+            .zip(&self.starts[first..])
+            .map_while(move |(e, s)| (*s < end).then(|| (e, offset.saturating_sub(*s), (end - s).min(e.len()))))
+            .filter(|(_, from, to)| from < to)
+    }
 }
 
 enum TokState {
@@ -297,12 +343,12 @@ impl Sync {
         let gn = self.advance(coll, knobs.generations);
 
         // Empty pages that still carry a nextLink.
-        let remaining = round.entries.len().saturating_sub(offset);
+        let remaining = round.len.saturating_sub(offset);
         let empty = (matches!(kind, CollKind::Calendar { .. }) && offset == 0 && !primed && knobs.calendar_empty_first_page)
             || (remaining > 0 && knobs.empty_page_rate > 0.0 && rng.random::<f64>() < knobs.empty_page_rate);
         let page_size = req.page_size.max(1);
-        let end = if empty { offset } else { (offset + page_size).min(round.entries.len()) };
-        let last = end >= round.entries.len() && !empty;
+        let end = if empty { offset } else { (offset + page_size).min(round.len) };
+        let last = end >= round.len && !empty;
 
         let mb = world.users[req.user].mailbox.as_mut().ok_or(DeltaError::FolderGone)?;
         let shape = MessageShape { immutable: req.immutable, select: select.clone(), text_body: req.text_body };
@@ -346,8 +392,31 @@ impl Sync {
         body.put_slice(link.as_bytes());
         body.put_slice(b"\"value\":[");
         let mut n = 0;
-        for e in &round.entries[offset..end] {
+        let mut put = |bytes: &[u8]| {
+            if n > 0 {
+                body.put_u8(b',');
+            }
+            body.put_slice(bytes);
+            n += 1;
+        };
+        for (e, from, to) in round.slice(offset, end) {
             let bytes = match (e, &kind) {
+                (Entry::Lazy { start, .. }, CollKind::Messages { folder }) => {
+                    for k in *start + from as u32..*start + to as u32 {
+                        let Some(bulk) = mb.bulk.as_mut() else { break };
+                        if bulk.is_lazy(k) {
+                            put(&bulk.message_bytes(k, &shape));
+                            continue;
+                        }
+                        // Changed since the round started: served as stored now, if still here.
+                        let seq = mb.message_index.get(&bulk.immutable_id(k)).copied();
+                        if let Some(m) = seq.and_then(|s| mb.messages.get_mut(&s)).filter(|m| m.folder_id == *folder) {
+                            put(&wire::message_bytes(m, &shape));
+                        }
+                    }
+                    continue;
+                }
+                (Entry::Lazy { .. }, _) => continue,
                 (Entry::Removed(id), CollKind::Folders) => wire::removal("#microsoft.graph.mailFolder", id),
                 (Entry::Removed(id), CollKind::Messages { .. }) => wire::removal("#microsoft.graph.message", id),
                 (Entry::Removed(id), CollKind::Calendar { .. }) => wire::removal("#microsoft.graph.event", id),
@@ -372,11 +441,7 @@ impl Sync {
                 }
                 (Entry::Seq(_), CollKind::Folders) => continue,
             };
-            if n > 0 {
-                body.put_u8(b',');
-            }
-            body.put_slice(&bytes);
-            n += 1;
+            put(&bytes);
         }
         body.put_slice(b"]}");
         Ok(Page { body: body.freeze(), items: n, last })
@@ -418,6 +483,9 @@ fn build_round(mb: &Mailbox, kind: &CollKind, w: u64, immutable: bool, top: Opti
             for m in mb.messages.values().filter(|m| m.folder_id == *folder && m.version > w) {
                 entries.push(Entry::Seq(m.seq));
             }
+            if let Some(b) = mb.bulk.as_ref().filter(|b| b.folder_id == *folder && b.version > w) {
+                entries.extend(b.runs().into_iter().map(|(start, len)| Entry::Lazy { start, len }));
+            }
             if w > 0
                 && let Some(ts) = mb.message_tombstones.get(folder)
             {
@@ -431,7 +499,7 @@ fn build_round(mb: &Mailbox, kind: &CollKind, w: u64, immutable: bool, top: Opti
                 }
             }
             if let Some(top) = top {
-                entries.truncate(top);
+                truncate_items(&mut entries, top);
             }
         }
         CollKind::Calendar { calendar, start, end } => {
@@ -464,11 +532,30 @@ fn build_round(mb: &Mailbox, kind: &CollKind, w: u64, immutable: bool, top: Opti
                     Entry::Seq(s) => Entry::Seq(*s),
                     Entry::Folder(f) => Entry::Folder(f.clone()),
                     Entry::Removed(r) => Entry::Removed(r.clone()),
+                    // Generated messages are not replayed.
+                    Entry::Lazy { .. } => continue,
                 };
                 let at = rng.random_range(i + 1..=entries.len());
                 entries.insert(at, dup);
             }
         }
     }
-    Round { entries, watermark: mb.version }
+    Round::new(entries, mb.version)
+}
+
+/// Keeps the first `top` items.
+fn truncate_items(entries: &mut Vec<Entry>, top: usize) {
+    let mut left = top;
+    let mut keep = 0;
+    for e in entries.iter_mut() {
+        if left == 0 {
+            break;
+        }
+        if let Entry::Lazy { len, .. } = e {
+            *len = (*len).min(left as u32);
+        }
+        left -= e.len();
+        keep += 1;
+    }
+    entries.truncate(keep);
 }

@@ -55,7 +55,7 @@ pub fn canonical_message_prop(name: &str) -> Option<&'static str> {
 }
 
 /// How a request wants messages rendered.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct MessageShape {
     pub immutable: bool,
     /// Canonical property names; `None` = all.

@@ -1,6 +1,7 @@
 //! Integration tests of the simulator over real HTTP (one test binary).
 
 mod auth;
+mod bulk;
 mod calendars;
 mod delta;
 mod errors;
