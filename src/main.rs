@@ -41,7 +41,7 @@ fn main() -> ExitCode {
             Command::Check { config } => commands::check::run(config).await,
             Command::Estimate { config, json, events_per_mailbox } => commands::estimate::run(config, json, events_per_mailbox).await,
             Command::Status { config, json } => commands::status::run(config, json).await,
-            Command::Reset { config, mailbox, stream } => commands::reset::run(config, mailbox, stream).await,
+            Command::Reset { config, mailbox, stream, all } => commands::reset::run(config, mailbox, stream, all).await,
             Command::Auth(cmd) => auth::run(cmd).await,
             Command::Vacuum { config, older_than_secs } => commands::vacuum::run(config, older_than_secs).await,
         }

@@ -103,7 +103,9 @@ pub fn write_prometheus(rep: &RunReport, path: &Path) -> std::io::Result<()> {
     let per_stream = |f: &dyn Fn(&outlake_pipeline::runner::StreamReport) -> u64| -> Vec<(String, f64)> {
         rep.mailboxes
             .iter()
-            .flat_map(|m| m.streams.iter().map(move |(s, r)| (format!("{{mailbox=\"{}\",stream=\"{}\"}}", esc(&m.mailbox_id), s), f(r) as f64)))
+            .flat_map(|m| {
+                m.streams.iter().map(move |(s, r)| (format!("{{mailbox=\"{}\",upn=\"{}\",stream=\"{}\"}}", esc(&m.mailbox_id), esc(&m.label), s), f(r) as f64))
+            })
             .collect()
     };
     metric("outlake_rows_upserted", "Upsert rows committed in the last run.", "gauge", per_stream(&|r| r.upserts));
@@ -117,7 +119,11 @@ pub fn write_prometheus(rep: &RunReport, path: &Path) -> std::io::Result<()> {
         per_stream(&|r| r.window_rollovers),
     );
     let per_mailbox = |f: &dyn Fn(&outlake_pipeline::runner::MailboxReport) -> f64| -> Vec<(String, f64)> {
-        rep.mailboxes.iter().filter(|m| m.status != MailboxStatus::Skipped).map(|m| (format!("{{mailbox=\"{}\"}}", esc(&m.mailbox_id)), f(m))).collect()
+        rep.mailboxes
+            .iter()
+            .filter(|m| m.status != MailboxStatus::Skipped)
+            .map(|m| (format!("{{mailbox=\"{}\",upn=\"{}\"}}", esc(&m.mailbox_id), esc(&m.label)), f(m)))
+            .collect()
     };
     metric("outlake_requests", "Graph requests made in the last run.", "gauge", per_mailbox(&|m| m.requests as f64));
     metric("outlake_throttled_responses", "429 responses received in the last run.", "gauge", per_mailbox(&|m| m.throttled as f64));

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use outlake_config::validated::{CheckpointConfig, SinkConfig};
 use outlake_config::{AuthKind, CalendarSelection, Config, Mailboxes};
 use outlake_connectors::{AuthMode, GraphOptions, GraphSource, MailboxSelection};
 use outlake_pipeline::lake::DynLake;
@@ -12,7 +13,7 @@ use outlake_pipeline::runner::{Cancel, RunReport, RunSettings, Runner};
 use outlake_pipeline::scope::{CalendarFilter, FolderScope, MessageScope};
 use outlake_pipeline::seq::SeqGen;
 use outlake_pipeline::source::DynSource;
-use outlake_sinks::WriterSettings;
+use outlake_sinks::{ObjectLake, WriterSettings};
 
 /// The instant a run computes its calendar window from: now, or `OUTLAKE_NOW` (an RFC 3339
 /// instant) when set — to see which window a rolling configuration gives on another day.
@@ -79,11 +80,14 @@ pub fn graph_options(cfg: &Config, window: CalendarWindow) -> anyhow::Result<Gra
 }
 
 pub async fn open_lake(cfg: &Config) -> anyhow::Result<DynLake> {
-    let settings = WriterSettings { row_group_rows: cfg.sink.row_group_rows, target_file_bytes: cfg.sink.target_file_bytes, zstd_level: cfg.sink.zstd_level };
-    let lake = outlake_sinks::open_lake(&cfg.sink.url, cfg.checkpoint.url.as_deref(), &cfg.sink.options, settings)
-        .await
-        .with_context(|| format!("opening the lake at {}", cfg.sink.url))?;
-    Ok(Arc::new(lake))
+    Ok(Arc::new(open_storage(&cfg.sink, &cfg.checkpoint).await?))
+}
+
+/// The lake of `[sink]` and `[checkpoint]` alone (what `status`, `reset` and `vacuum` use: they
+/// need no source settings).
+pub async fn open_storage(sink: &SinkConfig, checkpoint: &CheckpointConfig) -> anyhow::Result<ObjectLake> {
+    let settings = WriterSettings { row_group_rows: sink.row_group_rows, target_file_bytes: sink.target_file_bytes, zstd_level: sink.zstd_level };
+    outlake_sinks::open_lake(&sink.url, checkpoint.url.as_deref(), &sink.options, settings).await.with_context(|| format!("opening the lake at {}", sink.url))
 }
 
 pub fn streams(cfg: &Config) -> Vec<Stream> {

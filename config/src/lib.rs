@@ -7,7 +7,8 @@
 //! - [`validated`]: typed values from the pure [`validate`], which reports every bad value.
 //! - [`problem`]: [`Problem`] (key, what is wrong, a valid example) and [`ConfigError`], the
 //!   list of them. Nothing stops at the first mistake.
-//! - [`load`]: defaults → file → `OUTLAKE_<SECTION>__<KEY>` env → check → validate.
+//! - [`load`]: defaults → file → `OUTLAKE_<SECTION>__<KEY>` env → check → validate; or,
+//!   with [`load_storage`], validate only `[sink]` and `[checkpoint]` ([`StorageConfig`]).
 //! - [`secret`]: `Secret`, a string that never prints.
 //! - [`folders`]: the folder path patterns of `include_folders` / `exclude_folders`.
 //! - [`calendar`]: `calendars` (which calendars) and the rolling calendarView window
@@ -25,7 +26,7 @@ pub mod validated;
 
 pub use calendar::{CalendarRoll, CalendarSelection, CalendarWindowConfig, OffsetUnit, WindowBound};
 pub use folders::FolderPattern;
-pub use load::{LoadError, load, load_raw};
+pub use load::{LoadError, load, load_raw, load_storage};
 pub use problem::Problem;
 pub use secret::Secret;
-pub use validated::{AuthKind, Config, ConfigError, Mailboxes, is_glob, is_loopback_host, validate};
+pub use validated::{AuthKind, Config, ConfigError, Mailboxes, StorageConfig, is_glob, is_loopback_host, validate, validate_storage};

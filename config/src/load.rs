@@ -7,7 +7,9 @@
 //!    ([`crate::keys`]): unknown keys with "did you mean", values of the wrong kind in words,
 //!    TOML date literals turned into text. Problem keys are dropped, the rest merged (the
 //!    environment wins) and deserialized into [`RawConfig`].
-//! 3. [`validate`] checks the values and reports every bad one.
+//! 3. [`validate`] checks the values and reports every bad one ([`load`]); or only the
+//!    `[sink]` and `[checkpoint]` values ([`load_storage`], for the commands that only touch
+//!    storage).
 //!
 //! All problems from 2 and 3 come back together in [`LoadError::Invalid`], in the order of the
 //! sections and keys in the README. A validation problem about a key that step 2 already
@@ -26,7 +28,7 @@ use figment::{Figment, Profile, Provider};
 use crate::keys::{KEYS, Origin, SECTIONS, check_tree};
 use crate::problem::{ConfigError, Problem, env_var_for, write_list};
 use crate::raw::RawConfig;
-use crate::validated::{Config, FsSecretReader, validate};
+use crate::validated::{Config, FsSecretReader, StorageConfig, validate, validate_storage};
 
 #[derive(Debug)]
 pub enum LoadError {
@@ -86,10 +88,23 @@ pub fn load_raw(file: Option<&Path>) -> Result<RawConfig, LoadError> {
 
 /// Load and validate, reporting every problem at once.
 pub fn load(file: Option<&Path>) -> Result<Config, LoadError> {
+    load_with(file, |raw| validate(raw, &FsSecretReader))
+}
+
+/// Load for the commands that only touch storage (`status`, `reset`, `vacuum`): the same file
+/// and environment as [`load`], every unknown key and value of the wrong kind in any section
+/// still reported, but only `[sink]` and `[checkpoint]` validated
+/// ([`validate_storage`]). A file without `[source]` (no tenant, no secret) loads.
+pub fn load_storage(file: Option<&Path>) -> Result<StorageConfig, LoadError> {
+    load_with(file, validate_storage)
+}
+
+/// Read, then validate with `check`; the problems of both steps together.
+fn load_with<T>(file: Option<&Path>, check: impl FnOnce(&RawConfig) -> Result<T, ConfigError>) -> Result<T, LoadError> {
     let read = read(file)?;
     let mut problems = read.problems;
     if let Some(raw) = &read.raw {
-        match validate(raw, &FsSecretReader) {
+        match check(raw) {
             Ok(config) if problems.is_empty() => return Ok(config),
             Ok(_) => {}
             Err(e) => {

@@ -353,26 +353,7 @@ pub fn validate(raw: &RawConfig, secrets: &dyn SecretFileReader) -> Result<Confi
     let max_page_mb = p.or(positive(l.max_page_mb, 256, "limits.max_page_mb", "max_page_mb = 256"), 1);
     let max_buffered_mb = p.or(positive(l.max_buffered_mb, 64, "limits.max_buffered_mb", "max_buffered_mb = 64"), 1);
 
-    let k = &raw.sink;
-    let url = p.or(
-        required(&k.url, "sink.url", "url = \"file:///var/lib/outlake/out\" (or s3://bucket/prefix, az://container/prefix, gs://bucket/prefix)")
-            .and_then(|u| storage_url(&u, "sink.url").map(|()| u)),
-        String::new(),
-    );
-    let row_group_rows = p.or(positive(k.row_group_rows, 131_072, "sink.row_group_rows", "row_group_rows = 131072"), 1) as usize;
-    let target_file_mb = p.or(positive(k.target_file_mb, 256, "sink.target_file_mb", "target_file_mb = 256"), 1);
-    // Level 1 writes ~1.4× faster than 3 for ~1 % larger files (benches/README.md, write bench).
-    let zstd_level = k.zstd_level.unwrap_or(1);
-    if !(1..=22).contains(&zstd_level) {
-        p.push(err("sink.zstd_level", format!("{zstd_level} is outside 1..=22"), "zstd_level = 1"));
-    }
-
-    let c = &raw.checkpoint;
-    if let Some(u) = &c.url {
-        p.ok(storage_url(u, "checkpoint.url"));
-    }
-    let commit_every_pages = p.or(positive(c.commit_every_pages, 50, "checkpoint.commit_every_pages", "commit_every_pages = 50"), 1);
-    let commit_every = p.or(seconds(c.commit_every_secs, 60.0, "checkpoint.commit_every_secs", "commit_every_secs = 60"), Duration::ZERO);
+    let (sink, checkpoint) = storage(&mut p, raw);
 
     let Some(auth) = auth else { return Err(ConfigError::new(p.0)) };
     if !p.0.is_empty() {
@@ -413,15 +394,61 @@ pub fn validate(raw: &RawConfig, secrets: &dyn SecretFileReader) -> Result<Confi
             max_page_bytes: max_page_mb as u64 * 1024 * 1024,
             max_buffered_bytes: max_buffered_mb as u64 * 1024 * 1024,
         },
-        sink: SinkConfig {
-            url,
-            options: k.options.clone().unwrap_or_default(),
-            row_group_rows,
-            target_file_bytes: target_file_mb as u64 * 1024 * 1024,
-            zstd_level: zstd_level as i32,
-        },
-        checkpoint: CheckpointConfig { url: c.url.clone(), commit_every_pages, commit_every },
+        sink,
+        checkpoint,
     })
+}
+
+/// Where the lake lives: `[sink]` and `[checkpoint]` only. What the commands that only read or
+/// tidy storage (`status`, `reset`, `vacuum`) need; they run without a tenant or a secret.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub sink: SinkConfig,
+    pub checkpoint: CheckpointConfig,
+}
+
+/// [`validate`] for `[sink]` and `[checkpoint]` only: the other sections' values are neither
+/// checked nor required (a missing `source.tenant_id` is no problem here).
+pub fn validate_storage(raw: &RawConfig) -> Result<StorageConfig, ConfigError> {
+    let mut p = Problems::default();
+    let (sink, checkpoint) = storage(&mut p, raw);
+    if !p.0.is_empty() {
+        return Err(ConfigError::new(p.0));
+    }
+    Ok(StorageConfig { sink, checkpoint })
+}
+
+/// The `[sink]` and `[checkpoint]` checks, shared by [`validate`] and [`validate_storage`].
+fn storage(p: &mut Problems, raw: &RawConfig) -> (SinkConfig, CheckpointConfig) {
+    let k = &raw.sink;
+    let url = p.or(
+        required(&k.url, "sink.url", "url = \"file:///var/lib/outlake/out\" (or s3://bucket/prefix, az://container/prefix, gs://bucket/prefix)")
+            .and_then(|u| storage_url(&u, "sink.url").map(|()| u)),
+        String::new(),
+    );
+    let row_group_rows = p.or(positive(k.row_group_rows, 131_072, "sink.row_group_rows", "row_group_rows = 131072"), 1) as usize;
+    let target_file_mb = p.or(positive(k.target_file_mb, 256, "sink.target_file_mb", "target_file_mb = 256"), 1);
+    // Level 1 writes ~1.4× faster than 3 for ~1 % larger files (benches/README.md, write bench).
+    let zstd_level = k.zstd_level.unwrap_or(1);
+    if !(1..=22).contains(&zstd_level) {
+        p.push(err("sink.zstd_level", format!("{zstd_level} is outside 1..=22"), "zstd_level = 1"));
+    }
+
+    let c = &raw.checkpoint;
+    if let Some(u) = &c.url {
+        p.ok(storage_url(u, "checkpoint.url"));
+    }
+    let commit_every_pages = p.or(positive(c.commit_every_pages, 50, "checkpoint.commit_every_pages", "commit_every_pages = 50"), 1);
+    let commit_every = p.or(seconds(c.commit_every_secs, 60.0, "checkpoint.commit_every_secs", "commit_every_secs = 60"), Duration::ZERO);
+
+    let sink = SinkConfig {
+        url,
+        options: k.options.clone().unwrap_or_default(),
+        row_group_rows,
+        target_file_bytes: target_file_mb as u64 * 1024 * 1024,
+        zstd_level: zstd_level as i32,
+    };
+    (sink, CheckpointConfig { url: c.url.clone(), commit_every_pages, commit_every })
 }
 
 fn required(v: &Option<String>, key: &str, example: &str) -> Result<String, Problem> {

@@ -36,7 +36,8 @@ pub mod columns {
 ///
 /// `mail_folders`, `messages` and `events` are delta streams (a cursor per partition);
 /// `calendars` is a listing: Graph has no delta for it, so it is listed whole every run and
-/// compared with what the output holds.
+/// compared with what the output holds; `mailboxes` holds one row per synced mailbox (who it
+/// is: UPN, mail, display name), written when it changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stream {
@@ -44,10 +45,11 @@ pub enum Stream {
     Messages,
     Events,
     Calendars,
+    Mailboxes,
 }
 
 impl Stream {
-    pub const ALL: [Stream; 4] = [Stream::MailFolders, Stream::Messages, Stream::Events, Stream::Calendars];
+    pub const ALL: [Stream; 5] = [Stream::MailFolders, Stream::Messages, Stream::Events, Stream::Calendars, Stream::Mailboxes];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -55,12 +57,13 @@ impl Stream {
             Stream::Messages => "messages",
             Stream::Events => "events",
             Stream::Calendars => "calendars",
+            Stream::Mailboxes => "mailboxes",
         }
     }
 
-    /// Partitions of this stream hold a Graph delta cursor (every stream but `calendars`).
+    /// Partitions of this stream hold a Graph delta cursor (all but `calendars` and `mailboxes`).
     pub fn is_delta(self) -> bool {
-        self != Stream::Calendars
+        !matches!(self, Stream::Calendars | Stream::Mailboxes)
     }
 
     pub fn parse(s: &str) -> Option<Stream> {
@@ -75,7 +78,7 @@ impl fmt::Display for Stream {
 }
 
 /// A mailbox to sync. `id` is the Graph user id (the `mailbox_id` column).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Mailbox {
     pub id: String,
     /// userPrincipalName, when known; used in messages to people.
@@ -83,6 +86,15 @@ pub struct Mailbox {
     /// True when the mailbox is reached through `/me` (delegated sign-in, own mailbox).
     #[serde(default)]
     pub via_me: bool,
+    /// The user's `mail`, when Graph gave it.
+    #[serde(default)]
+    pub mail: Option<String>,
+    /// The user's `displayName`, when Graph gave it.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// The user's `accountEnabled` (false for shared mailboxes), when Graph gave it.
+    #[serde(default)]
+    pub account_enabled: Option<bool>,
 }
 
 impl Mailbox {
@@ -375,7 +387,8 @@ pub struct KeyState {
     pub change_key: Option<String>,
     /// The row's `parent_folder_id` (folders: the parent folder; messages: the folder).
     pub parent_folder_id: Option<String>,
-    /// `mail_folders` rows: the folder's display name.
+    /// The name the key is shown by: a folder's display name (`mail_folders`), a calendar's
+    /// name (`calendars`), a mailbox's UPN (`mailboxes`).
     pub display_name: Option<String>,
     /// `mail_folders` rows: the folder's `total_item_count`.
     pub item_count: Option<i64>,

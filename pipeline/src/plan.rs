@@ -61,6 +61,19 @@ pub enum RebaselineReason {
     NoCursor,
 }
 
+impl RebaselineReason {
+    /// The reason in words, for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RebaselineReason::Requested => "sync state expired or reset",
+            RebaselineReason::ScopeChanged => "scope or calendar window changed",
+            RebaselineReason::BackInScope => "back in scope",
+            RebaselineReason::Interrupted => "interrupted rebaseline of an earlier release",
+            RebaselineReason::NoCursor => "commit record without a cursor",
+        }
+    }
+}
+
 /// What one partition does this run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {

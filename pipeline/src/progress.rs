@@ -77,3 +77,51 @@ impl Progress {
         }
     }
 }
+
+/// Turns the source's per-mailbox throttle-wait counters into [`ProgressEvent::Throttled`]
+/// events: each call emits the wait added since the last call for that mailbox, once, however
+/// many partitions of the mailbox call it.
+#[derive(Debug, Clone, Default)]
+pub struct ThrottleMeter(std::sync::Arc<parking_lot::Mutex<std::collections::HashMap<String, u64>>>);
+
+impl ThrottleMeter {
+    /// Emit the throttle wait of `mailbox_id` added since the last call (`total_ms`: the
+    /// source's running total for the mailbox).
+    pub fn update(&self, progress: &Progress, mailbox_id: &str, total_ms: u64) {
+        let waited = {
+            let mut seen = self.0.lock();
+            let last = seen.entry(mailbox_id.to_string()).or_insert(0);
+            let waited = total_ms.saturating_sub(*last);
+            *last = (*last).max(total_ms);
+            waited
+        };
+        if waited > 0 {
+            progress.emit(ProgressEvent::Throttled { mailbox_id: mailbox_id.to_string(), waited_ms: waited });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_waits_are_emitted_once_as_they_grow() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let progress = Progress::new(tx);
+        let meter = ThrottleMeter::default();
+        meter.update(&progress, "a", 0);
+        meter.update(&progress, "a", 1_500);
+        // A second partition of the same mailbox sees the same total: nothing new.
+        meter.update(&progress, "a", 1_500);
+        meter.update(&progress, "b", 200);
+        meter.update(&progress, "a", 2_000);
+        let mut got = Vec::new();
+        while let Ok(ev) = rx.try_recv() {
+            if let ProgressEvent::Throttled { mailbox_id, waited_ms } = ev {
+                got.push((mailbox_id, waited_ms));
+            }
+        }
+        assert_eq!(got, vec![("a".to_string(), 1_500), ("b".to_string(), 200), ("a".to_string(), 500)]);
+    }
+}

@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn calendar_filters_select_owned_all_and_named() {
-        let mb = Mailbox { id: "u1".into(), upn: Some("Megan@contoso.com".into()), via_me: false };
+        let mb = Mailbox { id: "u1".into(), upn: Some("Megan@contoso.com".into()), ..Mailbox::default() };
         let listing = vec![
             calendar("c1", "Calendar", Some("megan@contoso.com"), true),
             calendar("c2", "Team", Some("MEGAN@contoso.com"), false),

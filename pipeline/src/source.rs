@@ -115,6 +115,10 @@ pub trait Source: Send + Sync + 'static {
     /// List a mailbox's calendars (following nextLinks), normalized into `calendars` rows.
     async fn calendars(&self, mailbox: &Mailbox, seq: &SeqGen, run_id: &str) -> Result<CalendarListing, SourceError>;
 
+    /// The `mailboxes` row of a mailbox (an upsert of who it is), `_seq` drawn from `seq`. Its
+    /// `change_key` changes whenever one of the row's fields does.
+    fn mailbox_row(&self, mailbox: &Mailbox, seq: &SeqGen, run_id: &str) -> RecordBatch;
+
     /// Delete rows (key columns set, everything else null) for the given ids of a partition.
     fn delete_rows(&self, partition: &PartitionKey, ids: &[String], seq: &SeqGen, run_id: &str) -> RecordBatch;
 

@@ -5,7 +5,8 @@
 //! implementation the runner uses), [`build_store`] (URL → object store, with credentials from
 //! the environment and options) and [`format`] (the on-disk layout and commit records).
 //! Inside:
-//! - `store`: URL parsing and store construction.
+//! - `store`: URL parsing and store construction; [`check_store_config`] (the configuration part
+//!   alone) and [`probe_store`] (write and delete one object, for `outlake check`).
 //! - `parquet::layout`: where staged files, table files and commit records live.
 //! - `parquet::writer`: rolling zstd Parquet writer that stages files invisibly.
 //! - `parquet::commit` + `parquet::record`: put-if-absent commit records, publish, roll-forward,
@@ -21,7 +22,7 @@ mod vacuum;
 pub use error::{LakeError, LakeErrorKind};
 pub use lake::{ObjectLake, open_lake};
 pub use parquet::writer::WriterSettings;
-pub use store::{StoreRoot, build_store, memory_store};
+pub use store::{StoreRoot, build_store, check_store_config, memory_store, probe_store};
 
 /// The on-disk format other tools (and golden tests) rely on: where staged files, table files
 /// and commit records live, and the bytes of a commit record of each version.

@@ -25,10 +25,13 @@ pub async fn run(dir: PathBuf, messages: usize, users: usize, output: RunOutputA
 async fn demo(dir: &Path, messages: usize, users: usize, output: &RunOutputArgs) -> anyhow::Result<u8> {
     let dir = std::path::absolute(dir)?;
     prepare_dir(&dir)?;
+    // `users` counts mailboxes, as `outlake sim --users` does; the simulator adds one user
+    // without a mailbox (the run report shows it skipped).
+    let events = (messages / 10).max(20);
     let sim =
-        Simulator::start(SimConfig { users: users + 1, messages_per_mailbox: messages, events_per_mailbox: (messages / 10).max(20), ..SimConfig::default() })
+        Simulator::start(SimConfig { users: super::sim::sim_users(users), messages_per_mailbox: messages, events_per_mailbox: events, ..SimConfig::default() })
             .await?;
-    println!("simulated tenant at {} ({} users, {} messages and {} events per mailbox)", sim.url(), users + 1, messages, (messages / 10).max(20));
+    println!("simulated tenant at {} ({users} mailboxes and one user without a mailbox; {messages} messages and {events} events per mailbox)", sim.url());
 
     let cfg = demo_config(&sim, &dir)?;
     println!("\n== run 1: full sync into {}", dir.display());

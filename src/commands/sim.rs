@@ -7,11 +7,18 @@ use outlake_simulator::SimConfig;
 use crate::cli::SimArgs;
 use crate::exit;
 
+/// The simulator's `users` for `--users mailboxes`: `outlake sim --users` and `outlake demo
+/// --users` count users with a mailbox; the simulator's count also holds the one user without
+/// a mailbox it always adds (the last one, when it has two or more users).
+pub fn sim_users(mailboxes: usize) -> usize {
+    mailboxes + 1
+}
+
 pub fn sim_config(a: &SimArgs) -> SimConfig {
     let mut c = SimConfig {
         port: a.port,
         seed: a.seed,
-        users: a.users,
+        users: sim_users(a.users),
         messages_per_mailbox: a.messages,
         events_per_mailbox: a.events,
         fault_rate: a.fault_rate,

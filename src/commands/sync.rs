@@ -16,6 +16,16 @@ pub async fn run(config: ConfigArg, output: RunOutputArgs) -> u8 {
         eprintln!("error: {m}");
         return exit::CONFIG_OR_AUTH;
     }
+    // Mistakes found before a long run, not after it: the storage settings (2) and the output
+    // paths (2).
+    if let Err(m) = exit::check_storage_config(&cfg) {
+        eprintln!("error: {m}");
+        return exit::CONFIG_OR_AUTH;
+    }
+    if let Err(m) = exit::check_output_paths(output.report.as_deref(), output.metrics.as_deref()) {
+        eprintln!("error: {m}");
+        return exit::CONFIG_OR_AUTH;
+    }
     let cancel = Cancel::default();
     install_interrupt(cancel.clone());
     let (sink, renderer) = progress::start(output.progress);

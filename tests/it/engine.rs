@@ -81,6 +81,9 @@ impl Source for Trapped {
     async fn calendars(&self, mb: &Mailbox, seq: &SeqGen, run_id: &str) -> Result<outlake_pipeline::source::CalendarListing, SourceError> {
         self.inner.calendars(mb, seq, run_id).await
     }
+    fn mailbox_row(&self, mb: &Mailbox, seq: &SeqGen, run_id: &str) -> RecordBatch {
+        self.inner.mailbox_row(mb, seq, run_id)
+    }
     fn delete_rows(&self, part: &PartitionKey, ids: &[String], seq: &SeqGen, run_id: &str) -> RecordBatch {
         self.inner.delete_rows(part, ids, seq, run_id)
     }
@@ -257,9 +260,10 @@ fn downgrade_records_to_format_1(lake: &Path) -> usize {
     for path in files_under(&lake.join("_state")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
         let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(v["format_version"], outlake_sinks::format::FORMAT_VERSION);
-        if ["calendars", "events"].contains(&v["partition"]["stream"].as_str().unwrap()) {
-            // Format 1 had no calendars listing and one events partition per mailbox, without
-            // a calendar window (that layout's upgrade is `calendars::a_lake_with_one_events_…`).
+        if ["calendars", "events", "mailboxes"].contains(&v["partition"]["stream"].as_str().unwrap()) {
+            // Format 1 had no calendars listing, no mailboxes table, and one events partition per
+            // mailbox without a calendar window (that layout's upgrade is
+            // `calendars::a_lake_with_one_events_…`).
             continue;
         }
         let state = v["state"].as_str().unwrap();

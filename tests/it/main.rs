@@ -3,6 +3,8 @@
 
 mod auth;
 mod calendars;
+mod check;
+mod commands;
 mod crash;
 mod engine;
 mod faults;

@@ -110,17 +110,17 @@ async fn status_json_after_a_sync() {
     let out = env.outlake(&["status", "--json"]);
     assert_success(&out);
     let parts: Vec<Value> = serde_json::from_slice(&out.stdout).expect("status --json is JSON");
-    // Per mailbox: one partition for the folder tree and one for the calendars listing, one per
-    // folder for messages, one per owned calendar for events.
+    // Per mailbox: one partition each for the folder tree, the calendars listing and the
+    // mailbox's own row; one per folder for messages, one per owned calendar for events.
     let truth = env.sim.truth();
     let mut expected = 0;
     for mb in truth["mailboxes"].as_array().unwrap().iter().filter(|m| m["has_mailbox"] == true) {
         expected +=
-            2 + mb["mail_folders"].as_array().map(|f| f.len()).unwrap_or(0) + super::truth::selected_calendars(mb, super::truth::Calendars::Owned).len();
+            3 + mb["mail_folders"].as_array().map(|f| f.len()).unwrap_or(0) + super::truth::selected_calendars(mb, super::truth::Calendars::Owned).len();
     }
     assert_eq!(parts.len(), expected, "{parts:#?}");
     for p in &parts {
-        let listing = p["stream"] == "calendars";
+        let listing = p["stream"] == "calendars" || p["stream"] == "mailboxes";
         assert_eq!(p["cursor"], if listing { "listing (no delta)" } else { "delta link" }, "{p}");
         assert_eq!(p["rebaselines"], 0, "{p}");
         assert_eq!(p["calendar_window"].is_null(), p["stream"] != "events", "{p}");
@@ -154,7 +154,7 @@ async fn reset_events_rebaselines_events_only() {
         assert!(
             p["cursor"] == "delta link"
                 || (p["stream"] == "messages" && p["cursor"] == "retired")
-                || (p["stream"] == "calendars" && p["cursor"] == "listing (no delta)"),
+                || (["calendars", "mailboxes"].contains(&p["stream"].as_str().unwrap()) && p["cursor"] == "listing (no delta)"),
             "{p}"
         );
     }

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::support::{Env, read_rows};
 
-const TABLES: [&str; 4] = ["mail_folders", "messages", "events", "calendars"];
+const TABLES: [&str; 5] = ["mail_folders", "messages", "events", "calendars", "mailboxes"];
 
 fn world(seed: u64) -> SimConfig {
     SimConfig { seed, users: 3, messages_per_mailbox: 120, events_per_mailbox: 20, ..SimConfig::default() }

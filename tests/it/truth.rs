@@ -327,6 +327,8 @@ pub const CALENDAR_COLUMNS: [&str; 13] = [
     "change_key",
 ];
 
+pub const MAILBOX_COLUMNS: [&str; 6] = ["mailbox_id", "id", "user_principal_name", "mail", "display_name", "account_enabled"];
+
 pub fn expected_calendar(mailbox: &str, c: &Value) -> Row {
     let mut r = Map::new();
     r.insert("mailbox_id".into(), json!(mailbox));
@@ -366,7 +368,7 @@ pub struct Expect {
     pub tables: &'static [&'static str],
 }
 
-pub const ALL_TABLES: [&str; 4] = ["mail_folders", "messages", "events", "calendars"];
+pub const ALL_TABLES: [&str; 5] = ["mail_folders", "messages", "events", "calendars", "mailboxes"];
 /// What `streams = ["events"]` writes.
 pub const CALENDAR_TABLES: [&str; 2] = ["events", "calendars"];
 
@@ -413,6 +415,18 @@ pub fn expected_tables_for(truth: &Value, expect: Expect) -> BTreeMap<&'static s
         for c in mb["calendars"].as_array().into_iter().flatten() {
             out.entry("calendars").or_default().insert(format!("{id}|{}", c["id"].as_str().unwrap()), expected_calendar(id, c));
         }
+        let mut who = Map::new();
+        for (col, v) in [
+            ("mailbox_id", json!(id)),
+            ("id", json!(id)),
+            ("user_principal_name", mb["userPrincipalName"].clone()),
+            ("mail", mb["mail"].clone()),
+            ("display_name", mb["displayName"].clone()),
+            ("account_enabled", json!(true)),
+        ] {
+            who.insert(col.to_string(), v);
+        }
+        out.entry("mailboxes").or_default().insert(format!("{id}|{id}"), normalize(who, &[]));
         let copied = selected_calendars(mb, expect.calendars);
         for e in mb["events"].as_array().into_iter().flatten() {
             if !e["calendarId"].as_str().is_some_and(|c| copied.iter().any(|x| x == c)) {
@@ -443,6 +457,7 @@ pub fn contract(table: &str) -> &'static [&'static str] {
         "messages" => &MESSAGE_COLUMNS,
         "events" => &EVENT_COLUMNS,
         "calendars" => &CALENDAR_COLUMNS,
+        "mailboxes" => &MAILBOX_COLUMNS,
         _ => &FOLDER_COLUMNS,
     }
 }

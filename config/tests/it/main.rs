@@ -417,3 +417,40 @@ fn toml_syntax_errors_name_the_file_and_line() {
     let text = e.to_string();
     assert!(text.contains("is not valid TOML") && text.contains("line 2"), "{text}");
 }
+
+/// `status`, `reset` and `vacuum` only touch storage: a file with only `[sink]` loads.
+#[test]
+fn storage_load_needs_only_sink_and_checkpoint() {
+    let _g = env_vars(&[]);
+    let f = file("[sink]\nurl = \"file:///tmp/outlake/out\"\nzstd_level = 3\n\n[checkpoint]\nurl = \"file:///tmp/outlake/state\"\n");
+    let s = outlake_config::load_storage(Some(f.path())).unwrap();
+    assert_eq!(s.sink.url, "file:///tmp/outlake/out");
+    assert_eq!(s.sink.zstd_level, 3);
+    assert_eq!(s.checkpoint.url.as_deref(), Some("file:///tmp/outlake/state"));
+    // The full load still wants the source.
+    let keys: Vec<String> = load(Some(f.path())).unwrap_err().problems().iter().map(|p| p.key.clone()).collect();
+    assert_eq!(keys, ["source.tenant_id", "source.client_id", "source.client_secret"]);
+    // The whole good config loads for storage too.
+    let g = file(GOOD);
+    assert_eq!(outlake_config::load_storage(Some(g.path())).unwrap().sink.url, "file:///tmp/outlake/out");
+}
+
+/// The storage load still reports unknown keys and values of the wrong kind anywhere, and every
+/// bad storage value, but neither a missing nor a bad source value.
+#[test]
+fn storage_load_reports_unknown_keys_everywhere_and_storage_values() {
+    let _g = env_vars(&[("OUTLAKE_SINK__ZSTD_LEVEL", "99")]);
+    let f = file(
+        "[source]\ntenant_idd = \"x\"\npage_size = 5000\n\n[limits]\nmax_in_flight = \"64\"\n\n[sink]\nurl = \"ftp://x/y\"\n\n[checkpoint]\ncommit_every_pages = 0\n",
+    );
+    let e = outlake_config::load_storage(Some(f.path())).unwrap_err();
+    let keys: Vec<&str> = e.problems().iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["source.tenant_idd", "limits.max_in_flight", "sink.url", "sink.zstd_level", "checkpoint.commit_every_pages"], "{e}");
+    assert_eq!(problem(&e, "sink.zstd_level").env_var.as_deref(), Some("OUTLAKE_SINK__ZSTD_LEVEL"));
+    assert!(e.to_string().starts_with(&format!("config file {} has 5 problems:", f.path().display())), "{e}");
+    // Without a file: only the sink URL is missing.
+    drop(_g);
+    let _g = env_vars(&[]);
+    let e = outlake_config::load_storage(None).unwrap_err();
+    assert_eq!(problems(&e), [("sink.url", "is missing")]);
+}

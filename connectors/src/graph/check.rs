@@ -8,16 +8,21 @@
 //!   entry for a list ([`RequestKind::Resolve`]); otherwise one page of `/users` (20 users) and
 //!   their inboxes, in order, until one has a mailbox (users without one are passed over; any
 //!   other refusal is the answer).
+//! - Folder scope ([`GraphSource::check_folders`]): the mailbox's whole folder tree and the
+//!   well-known folders the patterns name, for the command to apply the scope to.
 //! - A failure carries a [`Refusal`]: what the operator has to fix, decided from the HTTP
-//!   status, Graph's error code and the error kind, never from message text. The command turns
-//!   it into words.
+//!   status, Graph's error code, the error kind and whether Graph answered at all
+//!   ([`Refusal::Unreachable`]), never from message text. The command turns it into words.
+
+use std::collections::HashMap;
 
 use outlake_pipeline::model::{Mailbox, Stream};
+use outlake_pipeline::scope::{FolderNode, FolderScope};
 use outlake_pipeline::source::{SourceError, SourceErrorKind};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::client::{Failure, RequestSpec};
+use super::client::{Answer, Failure, RequestSpec};
 use super::options::MailboxSelection;
 use super::retry::RequestKind;
 use super::source::{DIRECTORY_KEY, GraphSource};
@@ -36,6 +41,8 @@ pub fn stream_permission(stream: Stream) -> &'static str {
     match stream {
         Stream::MailFolders | Stream::Messages => "Mail.Read",
         Stream::Events | Stream::Calendars => "Calendars.Read",
+        // The mailboxes table is read from the user listing.
+        Stream::Mailboxes => "User.Read.All",
     }
 }
 
@@ -63,6 +70,9 @@ pub enum Refusal {
     AccessPolicy,
     /// The user has no Exchange Online mailbox.
     NoMailbox,
+    /// Graph could not be reached (connection refused, DNS, TLS, timeout): the network or
+    /// `graph_url`, not a permission.
+    Unreachable,
     /// Anything else: Graph unreachable, 5xx after retries, an unexpected answer.
     Other,
 }
@@ -93,13 +103,16 @@ impl From<SourceError> for CheckError {
 fn refusal(f: &Failure) -> Refusal {
     let e = &f.error;
     let code_denies = e.code.as_deref().is_some_and(|c| DENIAL_CODES.iter().any(|d| d.eq_ignore_ascii_case(c)));
-    let denied = code_denies || f.answer.as_ref().is_some_and(|a| a.status == StatusCode::FORBIDDEN);
+    if matches!(f.answer, Some(Answer::Unreachable)) {
+        return Refusal::Unreachable;
+    }
+    let denied = code_denies || f.answer.as_ref().is_some_and(|a| a.status() == Some(StatusCode::FORBIDDEN));
     if e.kind == SourceErrorKind::Auth && !denied {
         return Refusal::Credentials;
     }
     if denied {
         return match &f.answer {
-            Some(a) if a.error.is_access_policy() => Refusal::AccessPolicy,
+            Some(Answer::Status { error, .. }) if error.is_access_policy() => Refusal::AccessPolicy,
             _ => Refusal::Permission,
         };
     }
@@ -139,7 +152,11 @@ impl GraphSource {
                             .value
                             .iter()
                             .filter_map(|u| {
-                                Some(Mailbox { id: u.id.as_deref()?.to_string(), upn: u.user_principal_name.as_deref().map(str::to_string), via_me: false })
+                                Some(Mailbox {
+                                    id: u.id.as_deref()?.to_string(),
+                                    upn: u.user_principal_name.as_deref().map(str::to_string),
+                                    ..Mailbox::default()
+                                })
                             })
                             .collect::<Vec<_>>())
                     })
@@ -172,9 +189,20 @@ impl GraphSource {
             }
             Stream::Events => (urls::event_delta(g, mailbox, None, self.opts.calendar_start, self.opts.calendar_end), RequestKind::EventDelta),
             Stream::Calendars => (urls::calendars(g, mailbox), RequestKind::Calendars),
+            Stream::Mailboxes => (urls::resolve_user(g, &mailbox.id), RequestKind::Resolve),
         };
         let page = self.fetch_json(url, kind, &mailbox.id).await?;
         Ok(page.get("value").and_then(Value::as_array).map_or(0, Vec::len))
+    }
+
+    /// The folder tree of `mailbox` (a whole `mailFolders/delta` round, as
+    /// [`GraphSource::folder_counts`] reads it) and the ids of the well-known folders `scope`'s
+    /// patterns start with: what a sync applies the folder scope to
+    /// ([`FolderScope::select`]).
+    pub async fn check_folders(&self, mailbox: &Mailbox, scope: &FolderScope) -> Result<(Vec<FolderNode>, HashMap<String, String>), CheckError> {
+        let folders = self.folder_counts(mailbox).await?.folders.into_iter().map(|(node, _)| node).collect();
+        let well_known = scope.resolve_well_known(self, mailbox).await?;
+        Ok((folders, well_known))
     }
 
     async fn fetch_user(&self, url: url::Url, key: &str, kind: RequestKind) -> Result<Mailbox, Failure> {
@@ -186,12 +214,14 @@ impl GraphSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::client::Answer;
     use crate::graph::errors::GraphError;
 
     fn graph(status: u16, kind: SourceErrorKind, body: &str) -> Failure {
         let error = GraphError::parse(body.as_bytes());
-        Failure { error: SourceError::new(kind, error.code.clone(), "m"), answer: Some(Answer { status: StatusCode::from_u16(status).unwrap(), error }) }
+        Failure {
+            error: SourceError::new(kind, error.code.clone(), "m"),
+            answer: Some(Answer::Status { status: StatusCode::from_u16(status).unwrap(), error }),
+        }
     }
 
     fn body(code: &str, message: &str) -> String {
@@ -224,6 +254,9 @@ mod tests {
         // Message text never decides: a "403" in a URL or a port is not a refusal.
         let e = Failure { error: SourceError::new(K::Partition, None, "GET http://127.0.0.1:40312/v1.0/users: gave up after 3 attempts"), answer: None };
         assert_eq!(refusal(&e), Other);
+        // No answer at all: the network, whatever the error's kind.
+        let e = Failure { error: SourceError::new(K::Partition, None, "gave up"), answer: Some(Answer::Unreachable) };
+        assert_eq!(refusal(&e), Unreachable);
     }
 
     #[test]

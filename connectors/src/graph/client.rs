@@ -68,15 +68,28 @@ pub struct GraphClient {
     stats: Mutex<HashMap<String, RequestStats>>,
 }
 
-/// Graph's answer to a request that failed with an HTTP error status.
+/// What came back for the last attempt of a request that failed.
 #[derive(Debug, Clone)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub error: GraphError,
+pub enum Answer {
+    /// Graph answered with an HTTP error status.
+    Status { status: StatusCode, error: GraphError },
+    /// No answer: Graph could not be reached (connection refused, DNS, TLS, timeout), as
+    /// reqwest's error kind tells ([`super::auth::is_transport`]).
+    Unreachable,
 }
 
-/// A request that failed for good: the classified error, and Graph's answer when the failure
-/// was one (none for transport failures, token refusals and unusable bodies).
+impl Answer {
+    /// The HTTP status Graph answered with, if it answered.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Answer::Status { status, .. } => Some(*status),
+            Answer::Unreachable => None,
+        }
+    }
+}
+
+/// A request that failed for good: the classified error, and what came back for its last
+/// attempt when that decided the failure (none for token refusals and unusable bodies).
 #[derive(Debug, Clone)]
 pub struct Failure {
     pub error: SourceError,
@@ -176,20 +189,28 @@ impl GraphClient {
         .await;
         result.map_err(|e| match e.class {
             Class::Fail(error) => Failure { error, answer: e.answer },
-            _ => Failure {
-                answer: e.answer,
-                error: SourceError::new(
-                    SourceErrorKind::Partition,
-                    None,
-                    format!(
-                        "GET {}: gave up after {} attempts and {:.1}s of waiting: {}",
-                        urls::redact(&spec.url),
-                        attempts.load(std::sync::atomic::Ordering::Relaxed),
-                        waited.as_secs_f64(),
-                        e.cause
+            _ => {
+                let hint = match e.answer {
+                    Some(Answer::Unreachable) => {
+                        "; Graph could not be reached: check source.graph_url, the proxy settings (HTTPS_PROXY, NO_PROXY) and the firewall"
+                    }
+                    _ => "",
+                };
+                Failure {
+                    answer: e.answer,
+                    error: SourceError::new(
+                        SourceErrorKind::Partition,
+                        None,
+                        format!(
+                            "GET {}: gave up after {} attempts and {:.1}s of waiting: {}{hint}",
+                            urls::redact(&spec.url),
+                            attempts.load(std::sync::atomic::Ordering::Relaxed),
+                            waited.as_secs_f64(),
+                            e.cause
+                        ),
                     ),
-                ),
-            },
+                }
+            }
         })
     }
 
@@ -218,7 +239,10 @@ impl GraphClient {
                 .await;
             let resp = match sent {
                 Ok(r) => r,
-                Err(e) => return Err(AttemptError::retry(format!("{what}: {}", describe_reqwest(e)))),
+                Err(e) => {
+                    let unreachable = super::auth::is_transport(&e).then_some(Answer::Unreachable);
+                    return Err(AttemptError { answer: unreachable, ..AttemptError::retry(format!("{what}: {}", describe_reqwest(e))) });
+                }
             };
             let status = resp.status();
             let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| parse_retry_after(v, SystemTime::now()));
@@ -232,7 +256,7 @@ impl GraphClient {
             }
             let error = GraphError::parse(&body);
             let attempt = Attempt { kind: spec.kind, discovered: spec.discovered, refreshed: refreshes >= MAX_TOKEN_REFRESHES, what: &what };
-            let answer = Some(Answer { status, error: error.clone() });
+            let answer = Some(Answer::Status { status, error: error.clone() });
             match classify_status(status, retry_after, &error, &attempt) {
                 Class::RefreshToken => {
                     token = self.tokens.refresh(&token).await.map_err(fail)?;

@@ -171,17 +171,25 @@ fn calendars() -> Schema {
     Schema::new(f)
 }
 
+fn mailboxes() -> Schema {
+    let mut f = head(Stream::Mailboxes);
+    f.extend([s("user_principal_name"), s("mail"), s("display_name"), b("account_enabled"), s(c::CHANGE_KEY)]);
+    Schema::new(f)
+}
+
 /// The schema of a table (built once).
 pub fn schema(stream: Stream) -> SchemaRef {
     static M: OnceLock<SchemaRef> = OnceLock::new();
     static E: OnceLock<SchemaRef> = OnceLock::new();
     static F: OnceLock<SchemaRef> = OnceLock::new();
     static C: OnceLock<SchemaRef> = OnceLock::new();
+    static U: OnceLock<SchemaRef> = OnceLock::new();
     match stream {
         Stream::Messages => M.get_or_init(|| Arc::new(messages())).clone(),
         Stream::Events => E.get_or_init(|| Arc::new(events())).clone(),
         Stream::MailFolders => F.get_or_init(|| Arc::new(mail_folders())).clone(),
         Stream::Calendars => C.get_or_init(|| Arc::new(calendars())).clone(),
+        Stream::Mailboxes => U.get_or_init(|| Arc::new(mailboxes())).clone(),
     }
 }
 

@@ -144,13 +144,7 @@ impl GraphSource {
                 .client
                 .get(&spec, |body| {
                     let page: UsersPage<'_> = serde_json::from_slice(body).map_err(json_error)?;
-                    let users: Vec<Mailbox> = page
-                        .value
-                        .iter()
-                        .filter_map(|u| {
-                            Some(Mailbox { id: u.id.as_deref()?.to_string(), upn: u.user_principal_name.as_deref().map(str::to_string), via_me: false })
-                        })
-                        .collect();
+                    let users: Vec<Mailbox> = page.value.iter().filter_map(|u| Some(mailbox_of(u.id.as_deref()?, u))).collect();
                     Ok((users, page.next_link))
                 })
                 .await?;
@@ -286,14 +280,26 @@ fn listing_of(batches: &[RecordBatch]) -> Result<CalendarListing, SourceError> {
 pub(super) fn user_of(body: &[u8]) -> Result<Mailbox, BodyError> {
     let user: User<'_> = serde_json::from_slice(body).map_err(json_error)?;
     let id = user.id.as_deref().ok_or_else(|| BodyError::Fail(SourceError::new(SourceErrorKind::Fatal, None, "user has no `id` in Graph's answer")))?;
-    Ok(Mailbox { id: id.to_string(), upn: user.user_principal_name.as_deref().map(str::to_string), via_me: false })
+    Ok(mailbox_of(id, &user))
+}
+
+/// A mailbox from a user of Graph's answer, with what the `mailboxes` table keeps of it.
+fn mailbox_of(id: &str, user: &User<'_>) -> Mailbox {
+    Mailbox {
+        id: id.to_string(),
+        upn: user.user_principal_name.as_deref().map(str::to_string),
+        via_me: false,
+        mail: user.mail.as_deref().map(str::to_string),
+        display_name: user.display_name.as_deref().map(str::to_string),
+        account_enabled: user.account_enabled.0,
+    }
 }
 
 fn calendars_not_paged(partition: &PartitionKey) -> SourceError {
     SourceError::new(
         SourceErrorKind::Fatal,
         None,
-        format!("{partition}: `calendars` is a listing without delta: list it with `Source::calendars`, not `fetch_page`"),
+        format!("{partition}: `{}` is a listing without delta (`Source::calendars`, `Source::mailbox_row`), not read with `fetch_page`", partition.stream),
     )
 }
 
@@ -382,7 +388,7 @@ impl Source for GraphSource {
             PageRequest::Initial => match stream {
                 Stream::MailFolders => urls::folder_delta(g, mailbox),
                 Stream::Events => urls::event_delta(g, mailbox, folder, self.opts.calendar_start, self.opts.calendar_end),
-                Stream::Calendars => return Err(calendars_not_paged(partition)),
+                Stream::Calendars | Stream::Mailboxes => return Err(calendars_not_paged(partition)),
                 Stream::Messages => {
                     let folder =
                         folder.ok_or_else(|| SourceError::new(SourceErrorKind::Fatal, None, format!("{partition}: a messages partition needs a folder id")))?;
@@ -394,7 +400,7 @@ impl Source for GraphSource {
             Stream::MailFolders => RequestKind::FolderDelta,
             Stream::Messages => RequestKind::MessageDelta,
             Stream::Events => RequestKind::EventDelta,
-            Stream::Calendars => return Err(calendars_not_paged(partition)),
+            Stream::Calendars | Stream::Mailboxes => return Err(calendars_not_paged(partition)),
         };
         let ctx = self.context(&mailbox.id, partition.folder_id.clone(), run_id);
         let spec = RequestSpec { url, kind, mailbox_key: &mailbox.id, discovered: self.discovered() };
@@ -446,6 +452,26 @@ impl Source for GraphSource {
 
     async fn calendars(&self, mailbox: &Mailbox, seq: &SeqGen, run_id: &str) -> Result<CalendarListing, SourceError> {
         self.list_calendars(mailbox, seq, run_id).await
+    }
+
+    fn mailbox_row(&self, mailbox: &Mailbox, seq: &SeqGen, run_id: &str) -> RecordBatch {
+        let ctx = NormalizeContext {
+            mailbox_id: mailbox.id.clone(),
+            folder_id: None,
+            extracted_at: chrono::Utc::now(),
+            run_id: run_id.to_string(),
+            fetch_bodies: self.opts.fetch_bodies,
+        };
+        // The row is normalized from the user as Graph described it, like any listed item.
+        let user = serde_json::json!({
+            "id": mailbox.id,
+            "userPrincipalName": mailbox.upn,
+            "mail": mailbox.mail,
+            "displayName": mailbox.display_name,
+            "accountEnabled": mailbox.account_enabled,
+        });
+        let body = serde_json::to_vec(&serde_json::json!({ "value": [user] })).expect("a JSON value serializes");
+        normalize::normalize_page(Stream::Mailboxes, &body, &ctx, seq).expect("a well-formed single-user page normalizes").batch
     }
 
     fn delete_rows(&self, partition: &PartitionKey, ids: &[String], seq: &SeqGen, run_id: &str) -> RecordBatch {
@@ -501,7 +527,7 @@ mod tests {
     #[tokio::test]
     async fn calendars_are_not_paged_with_fetch_page() {
         let src = source();
-        let mb = Mailbox { id: "mbx".into(), upn: None, via_me: false };
+        let mb = Mailbox { id: "mbx".into(), ..Mailbox::default() };
         let part = PartitionKey::new("mbx", Stream::Calendars, None);
         for req in [PageRequest::Initial, PageRequest::Link(Cursor::Next("http://127.0.0.1:9/v1.0/x".into()))] {
             let e = src.fetch_page(&mb, &part, &req, &SeqGen::new(0), "r").await.unwrap_err();

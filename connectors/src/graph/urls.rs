@@ -163,7 +163,7 @@ pub fn well_known_folder(graph: &Url, mailbox: &Mailbox, name: &str) -> Url {
 
 pub fn users(graph: &Url) -> Url {
     let mut url = api(graph, &["users"]);
-    url.set_query(Some("$select=id,userPrincipalName,mail&$top=999"));
+    url.set_query(Some(&format!("$select={USER_SELECT}&$top=999")));
     url
 }
 
@@ -176,15 +176,18 @@ pub fn users_first_page(graph: &Url, top: u32) -> Url {
 
 pub fn resolve_user(graph: &Url, id_or_upn: &str) -> Url {
     let mut url = api(graph, &["users", id_or_upn]);
-    url.set_query(Some("$select=id,userPrincipalName"));
+    url.set_query(Some(&format!("$select={USER_SELECT}")));
     url
 }
 
 pub fn me(graph: &Url) -> Url {
     let mut url = api(graph, &["me"]);
-    url.set_query(Some("$select=id,userPrincipalName"));
+    url.set_query(Some(&format!("$select={USER_SELECT}")));
     url
 }
+
+/// The user properties read when mailboxes are listed or resolved (the `mailboxes` table).
+pub const USER_SELECT: &str = "id,userPrincipalName,mail,displayName,accountEnabled";
 
 pub fn probe_inbox(graph: &Url, user_id: &str) -> Url {
     let mut url = api(graph, &["users", user_id, "mailFolders", "inbox"]);
@@ -214,7 +217,7 @@ mod tests {
     use super::*;
 
     fn mb(id: &str, via_me: bool) -> Mailbox {
-        Mailbox { id: id.into(), upn: None, via_me }
+        Mailbox { id: id.into(), via_me, ..Mailbox::default() }
     }
 
     #[test]
@@ -244,7 +247,7 @@ mod tests {
         assert_eq!(calendars(&g, &mb("u/1", false)).as_str(), "https://graph.microsoft.com/v1.0/users/u%2F1/calendars?$top=100");
         assert_eq!(calendars(&g, &mb("u1", true)).as_str(), "https://graph.microsoft.com/v1.0/me/calendars?$top=100");
         let sim = Url::parse("http://127.0.0.1:4000/").unwrap();
-        assert_eq!(users(&sim).as_str(), "http://127.0.0.1:4000/v1.0/users?$select=id,userPrincipalName,mail&$top=999");
+        assert_eq!(users(&sim).as_str(), "http://127.0.0.1:4000/v1.0/users?$select=id,userPrincipalName,mail,displayName,accountEnabled&$top=999");
         assert_eq!(token_endpoint(&sim, "t1").as_str(), "http://127.0.0.1:4000/t1/oauth2/v2.0/token");
     }
 

@@ -527,6 +527,11 @@ pub struct User<'a> {
     pub id: LStr<'a>,
     #[serde(borrow)]
     pub user_principal_name: LStr<'a>,
+    #[serde(borrow)]
+    pub mail: LStr<'a>,
+    #[serde(borrow)]
+    pub display_name: LStr<'a>,
+    pub account_enabled: LBool,
 }
 
 /// A page of users.

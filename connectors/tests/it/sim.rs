@@ -251,7 +251,7 @@ async fn users_without_mailbox_are_skipped_when_discovered_but_fail_when_listed(
     let mut opts = options(&sim, &sim.client_secret());
     opts.mailboxes = MailboxSelection::List(vec![disabled.clone()]);
     let listed = GraphSource::new(opts).unwrap();
-    let mb = Mailbox { id: disabled.clone(), upn: None, via_me: false };
+    let mb = Mailbox { id: disabled.clone(), ..Mailbox::default() };
     let part = PartitionKey::new(&disabled, Stream::MailFolders, None);
     let e = listed.fetch_page(&mb, &part, &PageRequest::Initial, &SeqGen::new(0), "r").await.unwrap_err();
     assert_eq!(e.kind, SourceErrorKind::Mailbox, "{e}");
@@ -320,7 +320,7 @@ async fn quota_exceeded_names_the_fix() {
     let id = sim.mailbox_ids()[0].clone();
     sim.reconfigure(|c| c.quota_exceeded_mailboxes = vec![id.clone()]);
     let src = GraphSource::new(options(&sim, &sim.client_secret())).unwrap();
-    let mb = Mailbox { id: id.clone(), upn: None, via_me: false };
+    let mb = Mailbox { id: id.clone(), ..Mailbox::default() };
     let part = PartitionKey::new(&id, Stream::Messages, Some("inbox".into()));
     let e = src.fetch_page(&mb, &part, &PageRequest::Initial, &SeqGen::new(0), "r").await.unwrap_err();
     assert_eq!(e.kind, SourceErrorKind::Mailbox, "{e}");

@@ -87,7 +87,7 @@ impl Runner {
         match result {
             Ok(calendars) => (PartitionOutcome { report, error: None, interrupted: false }, Some(calendars)),
             Err(e) => {
-                tracing::warn!(partition = %part, kind = ?e.kind(), error = %e, "listing calendars failed");
+                tracing::warn!(partition = %part, kind = e.kind().as_str(), error = %e, "listing calendars failed");
                 (PartitionOutcome { report, error: Some(e), interrupted: false }, None)
             }
         }

@@ -26,6 +26,7 @@ mod commit;
 mod deletes;
 mod error;
 mod fetch;
+mod mailboxes;
 mod messages;
 mod partition;
 mod report;
@@ -125,12 +126,23 @@ pub struct Runner {
     stop: Stop,
     fatal: Mutex<Option<SourceError>>,
     budget: PageBudget,
+    throttle: crate::progress::ThrottleMeter,
 }
 
 impl Runner {
     pub fn new(source: DynSource, lake: DynLake, settings: RunSettings, progress: Progress, seq: Arc<SeqGen>, cancel: Cancel) -> Self {
         let budget = PageBudget::new(settings.page_budget_bytes);
-        Runner { source, lake, settings, progress, seq, stop: Stop { cancel, fatal: Arc::default() }, fatal: Mutex::new(None), budget }
+        Runner {
+            source,
+            lake,
+            settings,
+            progress,
+            seq,
+            stop: Stop { cancel, fatal: Arc::default() },
+            fatal: Mutex::new(None),
+            budget,
+            throttle: Default::default(),
+        }
     }
 
     /// The `_seq` floor for a new run: above every `_seq` recorded by any commit (its
@@ -206,6 +218,7 @@ impl Runner {
         let wants = |s: Stream| self.settings.streams.contains(&s);
 
         let result: Result<(), Fatal> = async {
+            self.sync_mailbox_row(&mb, &mut run).await?;
             if wants(Stream::MailFolders) || wants(Stream::Messages) {
                 let part = PartitionKey::new(&mb.id, Stream::MailFolders, None);
                 let outcome = self.clone().run_partition(&mb, part.clone(), Membership::Selected).await;

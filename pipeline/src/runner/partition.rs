@@ -38,7 +38,7 @@ impl Runner {
         match stream {
             Stream::Messages => self.settings.messages.round_scope(),
             Stream::Events => RoundScope { calendar_window: self.settings.calendar_window, ..RoundScope::default() },
-            Stream::MailFolders | Stream::Calendars => RoundScope::default(),
+            Stream::MailFolders | Stream::Calendars | Stream::Mailboxes => RoundScope::default(),
         }
     }
 
@@ -65,7 +65,7 @@ impl Runner {
     async fn run_round(self: Arc<Self>, mb: &Mailbox, part: PartitionKey, previous: Option<Checkpoint>, action: Action) -> PartitionOutcome {
         let rebaseline = matches!(action, Action::Rebaseline(_));
         if let Action::Rebaseline(why) = action {
-            tracing::info!(partition = %part, ?why, "re-baselining");
+            tracing::info!(partition = %part, reason = why.as_str(), "re-baselining");
         }
         let (round, request) = match action {
             Action::Resume { link, round } => (round, PageRequest::Link(link)),
@@ -96,6 +96,7 @@ impl Runner {
                 // With a folder scope, the expected count comes from the selected folders instead.
                 report_expected_items: part.stream == Stream::MailFolders && self.settings.folders.is_everything(),
                 progress: self.progress.clone(),
+                throttle: self.throttle.clone(),
                 stop: self.stop.clone(),
             },
             self.committer(&part, previous),
@@ -132,7 +133,7 @@ impl Runner {
                 PartitionOutcome { report: merged, error: retired.error, interrupted: false }
             }
             Err(e) => {
-                tracing::warn!(partition = %part, kind = ?e.kind(), error = %e, "partition failed");
+                tracing::warn!(partition = %part, kind = e.kind().as_str(), error = %e, "partition failed");
                 PartitionOutcome { report, error: Some(e), interrupted: false }
             }
             Ok(()) => PartitionOutcome { report, error: None, interrupted },

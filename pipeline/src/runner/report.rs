@@ -95,6 +95,20 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// The kind as the JSON report spells it (`storage`, `ended_early`, …), for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Mailbox => "mailbox",
+            FailureKind::Source => "source",
+            FailureKind::Conflict => "conflict",
+            FailureKind::Storage => "storage",
+            FailureKind::Corrupt => "corrupt",
+            FailureKind::Panicked => "panicked",
+            FailureKind::EndedEarly => "ended_early",
+            FailureKind::Internal => "internal",
+        }
+    }
+
     pub fn of_source(kind: SourceErrorKind) -> FailureKind {
         match kind {
             SourceErrorKind::Mailbox | SourceErrorKind::NoMailbox => FailureKind::Mailbox,

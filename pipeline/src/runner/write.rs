@@ -42,6 +42,7 @@ pub(super) struct WriteContext {
     /// The mail folder stream reports its mailbox's expected items (no folder scope).
     pub report_expected_items: bool,
     pub progress: Progress,
+    pub throttle: crate::progress::ThrottleMeter,
     pub stop: Stop,
 }
 
@@ -156,7 +157,7 @@ impl PartitionWriter {
 
     /// The sync state expired mid-round and the fetcher restarted without a token.
     async fn restart(&mut self, e: SourceError, started_seq: i64) -> Result<(), PartitionError> {
-        tracing::warn!(partition = %self.ctx.partition, code = ?e.code, "sync state expired; re-baselining");
+        tracing::warn!(partition = %self.ctx.partition, code = e.code.as_deref().unwrap_or(""), "sync state expired; re-baselining");
         // One commit records the rebaseline round (no cursor: a crash starts it again) and
         // makes the rows staged so far committed state, so the diff at the round's end sees them.
         let abandoned = self.round.seen.take();
@@ -209,6 +210,8 @@ impl PartitionWriter {
         self.round.pages += 1;
         self.pages_since_commit += 1;
         self.rows_since_commit += rows;
+        let mailbox_id = &self.ctx.partition.mailbox_id;
+        self.ctx.throttle.update(&self.ctx.progress, mailbox_id, self.ctx.source.stats(mailbox_id).throttle_wait_ms);
         self.ctx.progress.emit(ProgressEvent::Page {
             mailbox_id: self.ctx.partition.mailbox_id.clone(),
             stream: self.ctx.partition.stream,

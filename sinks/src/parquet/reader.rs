@@ -93,6 +93,11 @@ pub async fn read_batches(root: &StoreRoot, path: &Path, size: u64, only: Option
 
 /// The key columns of a file's rows as [`KeyRow`]s, keeping rows of `mailbox_id` (when the file
 /// has that column) and, when `folder` is given, rows whose `parent_folder_id` equals it.
+/// `calendars`: the calendar's name.
+const NAME: &str = "name";
+/// `mailboxes`: the user's UPN.
+const USER_PRINCIPAL_NAME: &str = "user_principal_name";
+
 pub async fn read_key_rows(root: &StoreRoot, path: &Path, size: u64, mailbox_id: &str, folder: Option<&str>) -> Result<Vec<KeyRow>, LakeError> {
     let wanted = [
         columns::ID,
@@ -102,6 +107,8 @@ pub async fn read_key_rows(root: &StoreRoot, path: &Path, size: u64, mailbox_id:
         columns::PARENT_FOLDER_ID,
         columns::MAILBOX_ID,
         columns::DISPLAY_NAME,
+        NAME,
+        USER_PRINCIPAL_NAME,
         columns::TOTAL_ITEM_COUNT,
     ];
     let batches = read_batches(root, path, size, Some(&wanted)).await?;
@@ -121,7 +128,14 @@ pub async fn read_key_rows(root: &StoreRoot, path: &Path, size: u64, mailbox_id:
         let change_keys = text(columns::CHANGE_KEY)?;
         let folders = text(columns::PARENT_FOLDER_ID)?;
         let mailboxes = text(columns::MAILBOX_ID)?;
-        let names = text(columns::DISPLAY_NAME)?;
+        // The name a key is shown by: a mailbox's UPN, a folder's display name, a calendar's name.
+        let names = match text(USER_PRINCIPAL_NAME)? {
+            Some(n) => Some(n),
+            None => match text(columns::DISPLAY_NAME)? {
+                Some(n) => Some(n),
+                None => text(NAME)?,
+            },
+        };
         let counts = match batch.column_by_name(columns::TOTAL_ITEM_COUNT) {
             Some(c) => Some(cast(c, &DataType::Int64).map_err(|e| corrupt(&url, format!("column `total_item_count` of {url} is not an integer ({e})")))?),
             None => None,

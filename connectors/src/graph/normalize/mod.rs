@@ -27,6 +27,7 @@
 pub mod calendars;
 pub mod events;
 pub mod mail_folders;
+pub mod mailboxes;
 pub mod messages;
 pub mod timestamp;
 pub mod timezones;
@@ -166,6 +167,7 @@ pub fn delete_rows(stream: Stream, ids: &[String], ctx: &NormalizeContext, seq: 
         Stream::Events => go::<events::Events>(stream, ids, ctx, seq),
         Stream::MailFolders => go::<mail_folders::MailFolders>(stream, ids, ctx, seq),
         Stream::Calendars => go::<calendars::Calendars>(stream, ids, ctx, seq),
+        Stream::Mailboxes => go::<mailboxes::Mailboxes>(stream, ids, ctx, seq),
     }
 }
 
@@ -177,6 +179,7 @@ pub fn normalize_page(stream: Stream, body: &[u8], ctx: &NormalizeContext, seq: 
         Stream::Events => normalize_with::<events::Events>(stream, body, ctx, seq),
         Stream::MailFolders => normalize_with::<mail_folders::MailFolders>(stream, body, ctx, seq),
         Stream::Calendars => normalize_with::<calendars::Calendars>(stream, body, ctx, seq),
+        Stream::Mailboxes => normalize_with::<mailboxes::Mailboxes>(stream, body, ctx, seq),
     }
 }
 
