@@ -3,7 +3,7 @@
 //! rows.
 //!
 //! Needs only `[sink]` and `[checkpoint]`. It resets what it is told and nothing by default:
-//! `--mailbox` (a user id, as `outlake status` shows), `--stream`, both, or `--all` for every
+//! `--mailbox` (a user id, or a UPN the lake's `mailboxes` table knows), `--stream`, both, or `--all` for every
 //! partition. Without one of them it refuses; a `--mailbox` or `--stream` that matches no
 //! partition of the lake is an error, not "0 partitions reset". Both are usage mistakes:
 //! exit 2, like a flag clap refuses. No lake at the configured place: exit 1.
@@ -33,9 +33,16 @@ pub async fn run(config: ConfigArg, mailbox: Option<String>, stream: Option<Stri
         Ok(l) => l,
         Err(code) => return code,
     };
+    // A UPN is resolved to its user id through the lake's `mailboxes` table.
+    let mailbox_id = match mailbox.as_deref().map(str::trim) {
+        Some(m) if !checkpoints.iter().any(|c| c.partition.mailbox_id.eq_ignore_ascii_case(m)) => {
+            Some(id_of_upn(&lake, &checkpoints, m).await.unwrap_or_else(|| m.to_string()))
+        }
+        other => other.map(str::to_string),
+    };
     let matched: Vec<Checkpoint> = checkpoints
         .into_iter()
-        .filter(|c| mailbox.as_deref().is_none_or(|m| c.partition.mailbox_id.eq_ignore_ascii_case(m.trim())))
+        .filter(|c| mailbox_id.as_deref().is_none_or(|m| c.partition.mailbox_id.eq_ignore_ascii_case(m)))
         .filter(|c| stream.is_none_or(|s| s == c.partition.stream))
         .collect();
     if matched.is_empty() && !all {
@@ -89,6 +96,17 @@ pub async fn run(config: ConfigArg, mailbox: Option<String>, stream: Option<Stri
     exit::OK
 }
 
+/// The user id whose `mailboxes` row has this UPN (without regard to case), if the lake has one.
+async fn id_of_upn(lake: &outlake_pipeline::lake::DynLake, checkpoints: &[Checkpoint], upn: &str) -> Option<String> {
+    for c in checkpoints.iter().filter(|c| c.partition.stream == Stream::Mailboxes) {
+        let keys = lake.current_keys(&c.partition).await.ok()?;
+        if keys.get(&c.partition.mailbox_id).is_some_and(|k| !k.deleted && k.display_name.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(upn))) {
+            return Some(c.partition.mailbox_id.clone());
+        }
+    }
+    None
+}
+
 /// Why a selection matched nothing, and what to do.
 fn no_match(url: &str, mailbox: Option<&str>, stream: Option<Stream>) -> String {
     let what = match (mailbox, stream) {
@@ -98,7 +116,7 @@ fn no_match(url: &str, mailbox: Option<&str>, stream: Option<Stream>) -> String 
         (None, None) => "no partition".to_string(),
     };
     let hint = match mailbox {
-        Some(m) if m.contains('@') => "; the lake keys mailboxes by user id, not by UPN: run `outlake status` to see the ids",
+        Some(m) if m.contains('@') => "; no synced mailbox has that UPN in the `mailboxes` table: run `outlake status` to see the mailboxes",
         Some(_) => "; run `outlake status` to see the mailbox ids it holds",
         None => "; run `outlake status` to see its partitions",
     };

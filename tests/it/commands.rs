@@ -188,7 +188,7 @@ async fn reset_resets_only_what_it_is_told() {
     let out = outlake(&config, &["reset", "--mailbox", "adele@contoso.com"]);
     assert_eq!(out.status.code(), Some(2), "{}{}", stdout(&out), stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("no partition of mailbox `adele@contoso.com`") && err.contains("user id") && err.contains("outlake status"), "{err}");
+    assert!(err.contains("no partition of mailbox `adele@contoso.com`") && err.contains("UPN") && err.contains("outlake status"), "{err}");
     let out = outlake(&config, &["reset", "--mailbox", "00000000-0000-0000-0000-000000000000", "--stream", "messages"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("no messages partition of mailbox `00000000-0000-0000-0000-000000000000`"), "{}", stderr(&out));
@@ -202,6 +202,17 @@ async fn reset_resets_only_what_it_is_told() {
     let delta = |stream: &str| ["mail_folders", "messages", "events"].contains(&stream);
     for (m, stream, state) in states(&config) {
         let expect = if m == one && delta(&stream) { "needs_rebaseline" } else { "syncing" };
+        assert_eq!(state, expect, "{m} {stream}");
+    }
+
+    // Another mailbox by its UPN (known from the lake's `mailboxes` table), in any case.
+    let other = before.iter().map(|(m, _, _)| m.clone()).find(|m| *m != one).unwrap();
+    let upn =
+        status_json(&config).iter().find(|r| r["mailbox_id"] == other.as_str()).and_then(|r| r["user_principal_name"].as_str().map(str::to_uppercase)).unwrap();
+    let out = outlake(&config, &["reset", "--mailbox", &upn, "--stream", "messages"]);
+    assert_success(&out);
+    for (m, stream, state) in states(&config) {
+        let expect = if (m == one && delta(&stream)) || (m == other && stream == "messages") { "needs_rebaseline" } else { "syncing" };
         assert_eq!(state, expect, "{m} {stream}");
     }
 

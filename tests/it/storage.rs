@@ -52,7 +52,7 @@ async fn sync_into(url: &str, options: &[(&str, &str)], store: Arc<dyn ObjectSto
     assert_success(&env.sync());
 
     let mut state: BTreeMap<String, BTreeMap<String, Row>> = BTreeMap::new();
-    for t in ["messages", "events", "mail_folders"] {
+    for t in super::truth::ALL_TABLES {
         state.insert(t.to_string(), state_of_rows(t, rows_of(&store, prefix, t).await));
     }
     assert!(state["messages"].len() > 100, "read back {} messages", state["messages"].len());
