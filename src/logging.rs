@@ -77,6 +77,17 @@ pub fn emit(level: &str, message: &str, text: &str, fields: serde_json::Map<Stri
     write_stderr(line.as_bytes());
 }
 
+/// An error of the program's own (not a tracing event): `error: <message>` as text, a JSON
+/// object at level ERROR with `--log-format json`.
+pub fn error(message: &str) {
+    emit("ERROR", message, &format!("error: {message}"), serde_json::Map::new());
+}
+
+/// A note that follows an error: `note: <message>` as text, level INFO in JSON.
+pub fn note(message: &str) {
+    emit("INFO", message, &format!("note: {message}"), serde_json::Map::new());
+}
+
 /// The JSON object `emit` writes: the keys of tracing-subscriber's flattened JSON lines, in
 /// their order (`timestamp`, `level`, `message`, the fields, `target`); a field named like one of
 /// those is dropped.

@@ -37,11 +37,13 @@ pub fn load_storage_config(arg: &ConfigArg) -> Result<StorageConfig, u8> {
 
 /// Print a load error, with the notes of [`load_config`]; the exit code.
 fn load_failed(arg: &ConfigArg, e: &outlake_config::LoadError) -> u8 {
-    eprintln!("error: {e}");
+    crate::logging::error(&e.to_string());
     if arg.config.is_none() {
-        eprintln!("note: no config file was read (pass --config outlake.toml, or set OUTLAKE_CONFIG); settings come only from OUTLAKE_* environment variables");
+        crate::logging::note(
+            "no config file was read (pass --config outlake.toml, or set OUTLAKE_CONFIG); settings come only from OUTLAKE_* environment variables",
+        );
         if std::path::Path::new("outlake.toml").is_file() {
-            eprintln!("note: found ./outlake.toml: pass --config outlake.toml to use it");
+            crate::logging::note("found ./outlake.toml: pass --config outlake.toml to use it");
         }
     }
     exit::CONFIG_OR_AUTH
@@ -67,8 +69,8 @@ pub async fn open_existing_lake(arg: &ConfigArg) -> Result<ExistingLake, u8> {
     let cfg = load_storage_config(arg)?;
     let url = cfg.sink.url.clone();
     let no_lake = |what: &str| {
-        eprintln!("error: no lake found at {url}: {what}");
-        eprintln!("note: check sink.url (and checkpoint.url) in the config; `outlake sync` creates the lake on its first run");
+        crate::logging::error(&format!("no lake found at {url}: {what}"));
+        crate::logging::note("check sink.url (and checkpoint.url) in the config; `outlake sync` creates the lake on its first run");
         exit::FAILURE
     };
     for u in std::iter::once(cfg.sink.url.as_str()).chain(cfg.checkpoint.url.as_deref()) {
@@ -79,14 +81,14 @@ pub async fn open_existing_lake(arg: &ConfigArg) -> Result<ExistingLake, u8> {
     let lake = match crate::wiring::open_storage(&cfg.sink, &cfg.checkpoint).await {
         Ok(l) => Arc::new(l),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            crate::logging::error(&format!("{e:#}"));
             return Err(exit::FAILURE);
         }
     };
     let checkpoints = match lake.list(None).await {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: reading the commit records of the lake at {url}: {e}");
+            crate::logging::error(&format!("reading the commit records of the lake at {url}: {e}"));
             return Err(exit::FAILURE);
         }
     };
@@ -95,7 +97,7 @@ pub async fn open_existing_lake(arg: &ConfigArg) -> Result<ExistingLake, u8> {
             Ok(true) => {}
             Ok(false) => return Err(no_lake("it holds no commit record, no table and no staged file")),
             Err(e) => {
-                eprintln!("error: listing the lake at {url}: {e}");
+                crate::logging::error(&format!("listing the lake at {url}: {e}"));
                 return Err(exit::FAILURE);
             }
         }

@@ -13,17 +13,17 @@ pub async fn run(config: ConfigArg, output: RunOutputArgs) -> u8 {
     if cfg.source.auth.is_delegated()
         && let Err(m) = crate::auth::tokens::open(&cfg)
     {
-        eprintln!("error: {m}");
+        crate::logging::error(&m.to_string());
         return exit::CONFIG_OR_AUTH;
     }
     // Mistakes found before a long run, not after it: the storage settings (2) and the output
     // paths (2).
     if let Err(m) = exit::check_storage_config(&cfg) {
-        eprintln!("error: {m}");
+        crate::logging::error(&m.to_string());
         return exit::CONFIG_OR_AUTH;
     }
     if let Err(m) = exit::check_output_paths(output.report.as_deref(), output.metrics.as_deref()) {
-        eprintln!("error: {m}");
+        crate::logging::error(&m.to_string());
         return exit::CONFIG_OR_AUTH;
     }
     let cancel = Cancel::default();
@@ -34,7 +34,7 @@ pub async fn run(config: ConfigArg, output: RunOutputArgs) -> u8 {
     match result {
         Ok(rep) => finish(&rep, &output),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            crate::logging::error(&format!("{e:#}"));
             exit::FAILURE
         }
     }
@@ -46,13 +46,13 @@ pub fn finish(rep: &RunReport, output: &RunOutputArgs) -> u8 {
     if let Some(path) = &output.report
         && let Err(e) = report::write_json(rep, path)
     {
-        eprintln!("error: writing the report to {}: {e}", path.display());
+        crate::logging::error(&format!("writing the report to {}: {e}", path.display()));
         return exit::FAILURE;
     }
     if let Some(path) = &output.metrics
         && let Err(e) = report::write_prometheus(rep, path)
     {
-        eprintln!("error: writing metrics to {}: {e}", path.display());
+        crate::logging::error(&format!("writing metrics to {}: {e}", path.display()));
         return exit::FAILURE;
     }
     exit_code(rep)

@@ -273,3 +273,23 @@ async fn json_logs_are_json_to_the_last_line() {
     assert!(s["fatal"].is_null() && s["failed_mailboxes"] == serde_json::json!([]), "{s}");
     assert_eq!(s["skipped_mailboxes"][0]["reason"].as_str().map(|r| r.contains("no mailbox")), Some(true), "{s}");
 }
+
+/// Errors of the program's own — a config with mistakes, no config file read — are JSON too
+/// under `--log-format json`.
+#[test]
+fn json_logs_carry_config_errors_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("outlake.toml");
+    std::fs::write(&config, "[source]\npage_size = \"lots\"\n\n[sink]\nurl = \"file:///tmp/x\"\n").unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_outlake"));
+    cmd.args(["--log-format", "json", "sync", "--config"]).arg(&config).current_dir(dir.path());
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("OUTLAKE_")) {
+        cmd.env_remove(k);
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    let lines: Vec<Value> =
+        text.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}\nall:\n{text}"))).collect();
+    assert!(lines.iter().any(|v| v["level"] == "ERROR" && v["message"].as_str().is_some_and(|m| m.contains("source.page_size"))), "{text}");
+}
