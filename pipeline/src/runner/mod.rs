@@ -218,6 +218,10 @@ impl Runner {
         let wants = |s: Stream| self.settings.streams.contains(&s);
 
         let result: Result<(), Fatal> = async {
+            // A mailbox reached after the run stopped does nothing (it is reported interrupted).
+            if run.stopped_before_stage(&self.stop) {
+                return Ok(());
+            }
             self.sync_mailbox_row(&mb, &mut run).await?;
             if wants(Stream::MailFolders) || wants(Stream::Messages) {
                 let part = PartitionKey::new(&mb.id, Stream::MailFolders, None);
@@ -246,7 +250,9 @@ impl Runner {
         let interrupted = run.interrupted;
         self.progress.emit(ProgressEvent::MailboxFinished { mailbox_id: mb.id.clone(), ok });
         let rows: u64 = run.streams.values().map(|s| s.upserts + s.deletes).sum();
-        if ok {
+        if ok && interrupted {
+            tracing::info!(mailbox = %mb.label(), rows, requests = stats.requests, throttled = stats.throttled, "mailbox interrupted: the run stopped before it finished; what was fetched is committed");
+        } else if ok {
             tracing::info!(mailbox = %mb.label(), rows, requests = stats.requests, throttled = stats.throttled, "mailbox synced");
         } else {
             tracing::warn!(mailbox = %mb.label(), rows, error = %run.errors.join("; "), "mailbox failed");
