@@ -1,11 +1,11 @@
 //! A compact index of the keys a partition's output holds: per key, its latest `_seq`, whether
-//! that row is a delete, and a fingerprint of its change key — 40 bytes a key in one sorted
+//! that row is a delete, and a fingerprint of its change key — 32 bytes a key in one sorted
 //! vector, where the ids themselves (Graph ids run to ~150 characters) in a hash map would take
 //! five times that.
 //!
 //! Used where a run must compare a whole partition with what Graph returns — a rebaseline (skip
 //! rows whose change key is unchanged; at the end, delete what was not returned), a park, a
-//! retirement — so that a folder of a million messages needs ~40 MB, not ~400 MB.
+//! retirement — so that a folder of a million messages needs ~32 MB, not ~400 MB.
 //!
 //! Why a fingerprint collision cannot silently lose a delete in practice: fingerprints are the
 //! first 128 bits of SHA-256 over a random 128-bit salt and the id, so nobody can aim for a
@@ -13,8 +13,8 @@
 //! for a million keys — far below the odds of an undetected storage error. (What a collision
 //! would do: a gone key sharing a returned key's fingerprint would keep its row.) The salt is
 //! stored with a rebaseline round so that its persisted [`SeenLog`](crate::model::SeenLog)
-//! stays comparable after a restart. Change keys are fingerprinted with 64 bits of a per-run
-//! SipHash: a changed item is skipped only if its old and new change keys collide, 2⁻⁶⁴ per
+//! stays comparable after a restart. Change keys are fingerprinted with 61 bits of a per-run
+//! SipHash: a changed item is skipped only if its old and new change keys collide, 2⁻⁶¹ per
 //! changed item.
 
 use std::hash::{BuildHasher, RandomState};
@@ -74,8 +74,10 @@ impl Fingerprinter {
         u128::from_be_bytes(first)
     }
 
+    /// 61 bits of a per-run SipHash of the change key (the low 3 bits are zero: a slot keeps its
+    /// flags there).
     pub fn change_key(&self, change_key: &str) -> u64 {
-        self.change.hash_one(change_key)
+        self.change.hash_one(change_key) & !FLAG_BITS
     }
 }
 
@@ -105,30 +107,34 @@ pub struct KeyEntry {
     pub seen: bool,
 }
 
-const DELETED: u8 = 1;
-const HAS_CHANGE: u8 = 2;
-const SEEN: u8 = 4;
+const DELETED: u64 = 1;
+const HAS_CHANGE: u64 = 2;
+const SEEN: u64 = 4;
+/// The bits of a slot's change word that hold its flags.
+const FLAG_BITS: u64 = 7;
 
-/// One key in 40 bytes: the fingerprint as two words (so the slot needs no 16-byte alignment),
-/// the `_seq`, the change-key fingerprint and flags.
+/// One key in 32 bytes: the fingerprint as two words (so the slot needs no 16-byte alignment),
+/// the `_seq`, and one word holding the change-key fingerprint (61 bits) and the flags (3 bits).
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     fp: [u64; 2],
     seq: i64,
-    change: u64,
-    flags: u8,
+    change_and_flags: u64,
 }
 
 impl Slot {
     fn fingerprint(&self) -> Fingerprint {
         (u128::from(self.fp[0]) << 64) | u128::from(self.fp[1])
     }
+    fn flag(&self, f: u64) -> bool {
+        self.change_and_flags & f != 0
+    }
     fn entry(&self) -> KeyEntry {
         KeyEntry {
             seq: self.seq,
-            deleted: self.flags & DELETED != 0,
-            change: (self.flags & HAS_CHANGE != 0).then_some(self.change),
-            seen: self.flags & SEEN != 0,
+            deleted: self.flag(DELETED),
+            change: self.flag(HAS_CHANGE).then_some(self.change_and_flags & !FLAG_BITS),
+            seen: self.flag(SEEN),
         }
     }
 }
@@ -141,8 +147,8 @@ fn split(fp: Fingerprint) -> [u64; 2] {
 ///
 /// Built in two steps: [`KeyIndex::observe`] every committed row (any order, a key may come
 /// several times), then [`KeyIndex::seal`]: the rows are sorted by fingerprint and only each
-/// key's latest kept, in one flat vector of 40-byte slots — no hash table, so a million keys
-/// take 40 MB (plus the rows of keys written more than once until `seal`). Lookups are binary
+/// key's latest kept, in one flat vector of 32-byte slots — no hash table, so a million keys
+/// take 32 MB (plus the rows of keys written more than once until `seal`). Lookups are binary
 /// searches. Using an index before `seal` is a bug and panics.
 #[derive(Debug, Clone, Default)]
 pub struct KeyIndex {
@@ -172,7 +178,7 @@ impl KeyIndex {
         let fp = self.fingerprinter.id(id);
         let change = change_key.map(|c| self.fingerprinter.change_key(c));
         let flags = if deleted { DELETED } else { 0 } | if change.is_some() { HAS_CHANGE } else { 0 };
-        self.slots.push(Slot { fp: split(fp), seq, change: change.unwrap_or(0), flags });
+        self.slots.push(Slot { fp: split(fp), seq, change_and_flags: change.unwrap_or(0) | flags });
     }
 
     /// Sort the observed rows and keep each key's latest. Lookups need it; observing after it
@@ -205,7 +211,7 @@ impl KeyIndex {
     pub fn mark_seen_fingerprint(&mut self, fp: Fingerprint) -> bool {
         match self.position(fp) {
             Some(i) => {
-                self.slots[i].flags |= SEEN;
+                self.slots[i].change_and_flags |= SEEN;
                 true
             }
             None => false,
@@ -216,7 +222,7 @@ impl KeyIndex {
     pub fn present_matching(&self, pick: impl Fn(&KeyEntry) -> bool) -> FingerprintSet {
         assert!(self.sealed, "KeyIndex used before seal");
         // Slots are sorted by fingerprint, so the set comes out sorted.
-        FingerprintSet(self.slots.iter().filter(|s| s.flags & DELETED == 0 && pick(&s.entry())).map(Slot::fingerprint).collect())
+        FingerprintSet(self.slots.iter().filter(|s| !s.flag(DELETED) && pick(&s.entry())).map(Slot::fingerprint).collect())
     }
 
     pub fn len(&self) -> usize {
@@ -298,8 +304,8 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_is_40_bytes_and_the_index_agrees_with_a_map() {
-        assert_eq!(std::mem::size_of::<Slot>(), 40);
+    fn a_slot_is_32_bytes_and_the_index_agrees_with_a_map() {
+        assert_eq!(std::mem::size_of::<Slot>(), 32);
         let mut ix = KeyIndex::with_capacity(Fingerprinter::default(), 30_000);
         let mut model: HashMap<String, (i64, bool)> = HashMap::new();
         // Rows in scrambled order: key k gets rows with _seq k, k + 10_000 (for every third key).

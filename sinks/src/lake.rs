@@ -144,23 +144,19 @@ impl Lake for ObjectLake {
     /// being read, not the partition's history.
     async fn key_index(&self, partition: &PartitionKey, fingerprinter: Fingerprinter) -> Result<KeyIndex, LakeError> {
         // Room for every committed row up front (the latest commit counts them), so that the
-        // index never holds two copies of itself while it grows.
+        // index never holds two copies of itself while it grows; files are read one record batch
+        // at a time, so the rows being read take a batch's worth of memory, not a file's.
         let rows = commit::load(&self.data, &self.state, partition).await?.map_or(0, |c| c.total_rows);
-        let files = self.partition_files(partition).await?;
-        let folder = folder_filter(partition);
-        let data = &self.data;
-        let mailbox = partition.mailbox_id.as_str();
-        let reads: Vec<_> = files.into_iter().map(|(path, size)| async move { reader::read_key_rows(data, &path, size, mailbox, folder).await }).collect();
-        futures::stream::iter(reads)
-            .buffer_unordered(KEY_READ_CONCURRENCY)
-            .try_fold(KeyIndex::with_capacity(fingerprinter, usize::try_from(rows).unwrap_or(0)), |mut index, rows| async move {
-                for r in rows {
+        let mut index = KeyIndex::with_capacity(fingerprinter, usize::try_from(rows).unwrap_or(0));
+        for (path, size) in self.partition_files(partition).await? {
+            reader::for_each_key_rows(&self.data, &path, size, &partition.mailbox_id, folder_filter(partition), |chunk| {
+                for r in chunk {
                     index.observe(&r.id, r.seq, r.op == columns::OP_DELETE, r.change_key.as_deref());
                 }
-                Ok(index)
             })
-            .await
-            .map(KeyIndex::seal)
+            .await?;
+        }
+        Ok(index.seal())
     }
 
     fn select_ids<'a>(&'a self, partition: &'a PartitionKey, pick: IdFilter) -> BoxStream<'a, Result<Vec<String>, LakeError>> {
@@ -172,8 +168,13 @@ impl Lake for ObjectLake {
                     .map(move |(path, size)| {
                         let pick = pick.clone();
                         async move {
-                            let rows = reader::read_key_rows(&self.data, &path, size, &partition.mailbox_id, folder_filter(partition)).await?;
-                            Ok::<_, LakeError>(rows.into_iter().map(|r| r.id).filter(|id| pick(id)).collect::<Vec<String>>())
+                            // Only the picked ids of each record batch are kept.
+                            let mut picked = Vec::new();
+                            reader::for_each_key_rows(&self.data, &path, size, &partition.mailbox_id, folder_filter(partition), |chunk| {
+                                picked.extend(chunk.into_iter().map(|r| r.id).filter(|id| pick(id)))
+                            })
+                            .await?;
+                            Ok::<_, LakeError>(picked)
                         }
                     })
                     .buffered(KEY_READ_CONCURRENCY)
