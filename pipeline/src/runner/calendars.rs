@@ -21,10 +21,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{BooleanArray, RecordBatch};
-use futures::stream::{self, StreamExt};
 
 use crate::model::{KeyState, Mailbox, PartitionKey, PartitionState, RoundKind, Stream};
-use crate::plan::{Action, plan_children};
+use crate::plan::plan_children;
 use crate::source::{CalendarInfo, CalendarListing};
 
 use super::commit::NewPosition;
@@ -107,28 +106,7 @@ impl Runner {
         let excluded = calendars.len() - selected.len();
         run.streams.entry(Stream::Events.as_str().to_string()).or_default().calendars_excluded += excluded as u64;
         let plan = plan_children(&mb.id, Stream::Events, &existing, &present, &selected, &self.configured_scope(Stream::Events));
-        let (removals, rounds): (Vec<_>, Vec<_>) = plan.into_iter().partition(|p| matches!(p.action, Action::Park | Action::Retire));
-        for p in removals {
-            let outcome = self.clone().run_partition(mb, p.partition.clone(), p.membership).await;
-            run.absorb(&p.partition, outcome)?;
-        }
-        let this = self.clone();
-        let outcomes: Vec<(PartitionKey, PartitionOutcome)> = stream::iter(rounds)
-            .map(|p| {
-                let this = this.clone();
-                let mb = mb.clone();
-                async move {
-                    let outcome = this.run_partition(&mb, p.partition.clone(), p.membership).await;
-                    (p.partition, outcome)
-                }
-            })
-            .buffer_unordered(self.settings.max_concurrent_per_mailbox.max(1))
-            .collect()
-            .await;
-        for (part, outcome) in outcomes {
-            run.absorb(&part, outcome)?;
-        }
-        Ok(())
+        self.carry_out(mb, plan, run).await
     }
 }
 

@@ -6,14 +6,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use futures::stream::{self, StreamExt};
-
 use crate::model::{Mailbox, PartitionKey, Stream};
 use crate::plan::{Action, plan_children};
 use crate::progress::ProgressEvent;
 use crate::scope::FolderNode;
 
-use super::partition::PartitionOutcome;
 use super::{Fatal, MailboxRun, Runner};
 
 impl Runner {
@@ -69,27 +66,6 @@ impl Runner {
             }
         }
 
-        let (removals, rounds): (Vec<_>, Vec<_>) = plan.into_iter().partition(|p| matches!(p.action, Action::Park | Action::Retire));
-        for p in removals {
-            let outcome = self.clone().run_partition(mb, p.partition.clone(), p.membership).await;
-            run.absorb(&p.partition, outcome)?;
-        }
-        let this = self.clone();
-        let outcomes: Vec<(PartitionKey, PartitionOutcome)> = stream::iter(rounds)
-            .map(|p| {
-                let this = this.clone();
-                let mb = mb.clone();
-                async move {
-                    let outcome = this.run_partition(&mb, p.partition.clone(), p.membership).await;
-                    (p.partition, outcome)
-                }
-            })
-            .buffer_unordered(self.settings.max_concurrent_per_mailbox.max(1))
-            .collect()
-            .await;
-        for (part, outcome) in outcomes {
-            run.absorb(&part, outcome)?;
-        }
-        Ok(())
+        self.carry_out(mb, plan, run).await
     }
 }

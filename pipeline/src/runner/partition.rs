@@ -9,16 +9,18 @@ use tokio::sync::mpsc;
 
 use crate::keys::Fingerprinter;
 use crate::model::{Checkpoint, Mailbox, PageRequest, PartitionKey, PartitionState, RoundInfo, RoundKind, RoundScope, SeenLog, Stream};
-use crate::plan::{Action, Membership, plan_partition};
+use crate::plan::{Action, Membership, PlannedPartition, plan_partition};
 use crate::source::SourceErrorKind;
 
-use super::Runner;
+use futures::stream::{self, StreamExt};
+
 use super::commit::{Committer, NewPosition};
 use super::deletes::DeleteRows;
 use super::error::PartitionError;
 use super::fetch::{FetchContext, Fetched, fetch_loop};
 use super::report::StreamReport;
 use super::write::{PartitionWriter, WriteContext, WriteEnd};
+use super::{Fatal, MailboxRun, Runner};
 
 /// Pages in flight between a partition's fetch and write stages.
 const CHANNEL_PAGES: usize = 2;
@@ -40,6 +42,34 @@ impl Runner {
             Stream::Events => RoundScope { calendar_window: self.settings.calendar_window, ..RoundScope::default() },
             Stream::MailFolders | Stream::Calendars | Stream::Mailboxes => RoundScope::default(),
         }
+    }
+
+    /// Carry out a mailbox's plan for one per-container stream ([`crate::plan::plan_children`]):
+    /// parks and retirements first, one at a time, then the rounds, up to
+    /// `max_concurrent_per_mailbox` at once; every outcome goes into the mailbox's report.
+    pub(super) async fn carry_out(self: Arc<Self>, mb: &Mailbox, plan: Vec<PlannedPartition>, run: &mut MailboxRun) -> Result<(), Fatal> {
+        let (removals, rounds): (Vec<_>, Vec<_>) = plan.into_iter().partition(|p| matches!(p.action, Action::Park | Action::Retire));
+        for p in removals {
+            let outcome = self.clone().run_partition(mb, p.partition.clone(), p.membership).await;
+            run.absorb(&p.partition, outcome)?;
+        }
+        let this = self.clone();
+        let outcomes: Vec<(PartitionKey, PartitionOutcome)> = stream::iter(rounds)
+            .map(|p| {
+                let this = this.clone();
+                let mb = mb.clone();
+                async move {
+                    let outcome = this.run_partition(&mb, p.partition.clone(), p.membership).await;
+                    (p.partition, outcome)
+                }
+            })
+            .buffer_unordered(self.settings.max_concurrent_per_mailbox.max(1))
+            .collect()
+            .await;
+        for (part, outcome) in outcomes {
+            run.absorb(&part, outcome)?;
+        }
+        Ok(())
     }
 
     /// Load, plan and carry out one partition.
