@@ -11,6 +11,7 @@
 //!   with [`load_storage`], validate only `[sink]` and `[checkpoint]` ([`StorageConfig`]).
 //! - [`secret`]: `Secret`, a string that never prints.
 //! - [`folders`]: the folder path patterns of `include_folders` / `exclude_folders`.
+//! - [`shard`]: `--shard` (`I/N`, `index/N`, `any`): which mailboxes one worker takes.
 //! - [`calendar`]: `calendars` (which calendars) and the rolling calendarView window
 //!   (`calendar_start`, `calendar_end`, `calendar_roll`).
 //!
@@ -22,6 +23,7 @@ pub mod load;
 pub mod problem;
 pub mod raw;
 pub mod secret;
+pub mod shard;
 pub mod validated;
 
 pub use calendar::{CalendarRoll, CalendarSelection, CalendarWindowConfig, OffsetUnit, WindowBound};
@@ -29,4 +31,5 @@ pub use folders::FolderPattern;
 pub use load::{LoadError, load, load_raw, load_storage};
 pub use problem::Problem;
 pub use secret::Secret;
+pub use shard::Shard;
 pub use validated::{AuthKind, Config, ConfigError, Mailboxes, StorageConfig, is_glob, is_loopback_host, validate, validate_storage};
