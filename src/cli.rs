@@ -53,12 +53,20 @@ pub enum Command {
     /// Fetch changes from Graph and commit them as Parquet.
     #[command(after_help = "Examples:
   outlake sync --config outlake.toml
-  outlake sync --config outlake.toml --progress never --report run.json --metrics /var/lib/node_exporter/outlake.prom")]
+  outlake sync --config outlake.toml --progress never --report run.json --metrics /var/lib/node_exporter/outlake.prom
+  outlake sync --config outlake.toml --shard 2/8        # the 3rd of 8 workers, by mailbox hash
+  outlake sync --config outlake.toml --shard index/8    # in a Kubernetes Indexed Job (JOB_COMPLETION_INDEX)
+  outlake sync --config outlake.toml --shard any        # N workers drain all mailboxes together")]
     Sync {
         #[command(flatten)]
         config: ConfigArg,
         #[command(flatten)]
         output: RunOutputArgs,
+        /// Which mailboxes this worker takes: `I/N` (shard I of N by a stable hash of the
+        /// mailbox id), `index/N` (I from JOB_COMPLETION_INDEX), or `any` (every worker drains
+        /// the whole list, through the mailbox leases). Default: every mailbox.
+        #[arg(long, env = "OUTLAKE_SHARD", value_name = "I/N|index/N|any")]
+        shard: Option<String>,
     },
     /// Run the whole job against the built-in Graph simulator: a full sync, a round of
     /// changes, an incremental sync.
@@ -197,6 +205,9 @@ Admin API under /_sim/ (no auth; not part of Graph), for tests and scripts:
   POST /_sim/reconfigure            change settings while serving (page_cap, fault_rate, faults,
                                     requests_per_window, window_secs, latency_ms, replay_rate, …)
   POST /_sim/devicecode             {\"user_code\":\"…\",\"approve\":true}: approve or deny a device-code sign-in
+  GET  /_sim/requests               the request log: per Graph request its mailbox, client-request-id,
+                                    User-Agent and run id, start and end (µs), status (newest 100,000)
+  POST /_sim/requests/clear         empty the request log
 
 e.g. curl -s -X POST $URL/_sim/random-changes -H 'content-type: application/json' -d '{\"seed\":7,\"count_per_kind\":3}'
 Details: simulator/README.md.";
@@ -247,4 +258,8 @@ pub struct SimArgs {
     /// Share of items sent twice in a round, 0.0 to 1.0.
     #[arg(long)]
     pub replay_rate: Option<f64>,
+    /// Log every Graph request on stderr: mailbox, status, duration, run id (from the
+    /// User-Agent), client-request-id. The same records are always served by GET /_sim/requests.
+    #[arg(long)]
+    pub log_requests: bool,
 }

@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     };
     let code = rt.block_on(async move {
         match cli.command {
-            Command::Sync { config, output } => commands::sync::run(config, output).await,
+            Command::Sync { config, output, shard } => commands::sync::run(config, output, shard).await,
             Command::Demo { dir, messages, users, output } => commands::demo::run(dir, messages, users, output).await,
             Command::Sim(args) => commands::sim::run(args).await,
             Command::Check { config } => commands::check::run(config).await,

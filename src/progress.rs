@@ -3,14 +3,14 @@
 //! Three displays, chosen once per run ([`Display::choose`]):
 //!
 //! * **bars** (stderr is a terminal, `--progress auto|always`): a total bar — items done of
-//!   expected, rate, ETA, mailboxes done of total, time spent throttled — and one bar per active
-//!   mailbox (as many as fit the terminal's height). Log lines are printed above the bars through
+//!   expected, rate, ETA, mailboxes done of total, requests in flight, time spent throttled — and
+//!   one bar per active mailbox (as many as fit the terminal's height). Log lines are printed above the bars through
 //!   `logging` (never over them), and the bars are cleared when the run ends, so what stays on
 //!   the screen is the log and the summary.
 //! * **lines** (`--progress always` when stderr is not a terminal, e.g. a file): one plain line
 //!   every [`LINE_EVERY`] and one at the end, e.g.
-//!   `progress: 2/3 mailboxes, 1,234/4,000 items, 310/s, ETA 9s, throttled 0s` — or the same as
-//!   a JSON object with `--log-format json`. No escape codes.
+//!   `progress: 2/3 mailboxes, 1,234/4,000 items, 310/s, ETA 9s, 61/64 requests in flight,
+//!   throttled 0s` — or the same as a JSON object with `--log-format json`. No escape codes.
 //! * **none** (`--progress never`, or `auto` when stderr is not a terminal).
 //!
 //! The numbers come from [`Tally`], a pure fold of the events (tested without a terminal):
@@ -23,7 +23,13 @@
 //!   So the total reaches N/N when the run ends. When no mailbox announced a count (an
 //!   incremental run), there is no expected total, no fill and no ETA: a spinner and a count;
 //! * rate = items per second since the first page (an average: over a long backfill it is the
-//!   best guess of the rest), rounded (`1,310/s`); ETA = (expected − items) / rate;
+//!   best guess of the rest), rounded (`1,310/s`); ETA = (expected − items) / rate. Without an
+//!   expected total (an incremental sweep) the ETA comes from the mailboxes: (total − done) ×
+//!   the time per mailbox done so far since the run started — a sweep of many small mailboxes
+//!   is paced by the requests in flight, so its mailboxes finish at a steady rate. The expected
+//!   end is printed as a time of day too (`ETA 9m 12s (~14:32)`);
+//! * in flight = the latest `Requests` event: requests to Graph in flight now, of
+//!   `limits.max_in_flight` ([`watch_requests`] sends one a second);
 //! * throttled = the sum of `Throttled` events' waits (limiter and Retry-After).
 
 use std::collections::HashMap;
@@ -31,6 +37,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use outlake_pipeline::limiter::Limiter;
 use outlake_pipeline::progress::{Progress, ProgressEvent};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -43,6 +50,8 @@ use crate::logging;
 pub const LINE_EVERY: Duration = Duration::from_secs(5);
 /// How often the bars' rate, ETA and spinner are recomputed when no event arrives.
 const BAR_REFRESH: Duration = Duration::from_millis(250);
+/// How often [`watch_requests`] reports the requests in flight.
+pub const REQUESTS_EVERY: Duration = Duration::from_secs(1);
 
 pub struct Renderer {
     task: Option<JoinHandle<()>>,
@@ -134,6 +143,10 @@ pub struct Tally {
     pub finished: u64,
     pub failed: u64,
     pub throttled_ms: u64,
+    /// From the latest `Requests` event: (in flight, limit).
+    pub in_flight: Option<(u64, u64)>,
+    /// When `RunStarted` came (the mailboxes' ETA counts from there).
+    run_started: Option<Duration>,
     /// Σ items over mailboxes.
     items: u64,
     /// Σ len (or items when no count is known) over mailboxes, and whether any count is known.
@@ -146,7 +159,11 @@ pub struct Tally {
 impl Tally {
     pub fn apply(&mut self, ev: &ProgressEvent, at: Duration) {
         match ev {
-            ProgressEvent::RunStarted { mailboxes } => self.mailboxes = Some(*mailboxes as u64),
+            ProgressEvent::RunStarted { mailboxes } => {
+                self.mailboxes = Some(*mailboxes as u64);
+                self.run_started = Some(at);
+            }
+            ProgressEvent::Requests { in_flight, limit, .. } => self.in_flight = Some((*in_flight, *limit)),
             ProgressEvent::MailboxStarted { mailbox_id, .. } => self.update(mailbox_id, |_| {}),
             ProgressEvent::MailboxExpected { mailbox_id, items } => {
                 self.any_expected = true;
@@ -196,8 +213,22 @@ impl Tally {
         rate(self.items(), self.first_page, now)
     }
 
+    /// From the items when a total is expected, else from the mailboxes done so far.
     pub fn eta(&self, now: Duration) -> Option<Duration> {
-        eta(self.items(), self.expected(), self.rate(now))
+        eta(self.items(), self.expected(), self.rate(now)).or_else(|| self.mailboxes_eta(now))
+    }
+
+    /// (total − done) × the time per mailbox done so far, once one is done and some are left.
+    fn mailboxes_eta(&self, now: Duration) -> Option<Duration> {
+        let total = self.mailboxes?;
+        let left = total.checked_sub(self.finished).filter(|&l| l > 0)?;
+        let done = Some(self.finished).filter(|&d| d > 0)?;
+        let spent = now.checked_sub(self.run_started?)?;
+        Some(Duration::from_secs_f64((spent.as_secs_f64() * left as f64 / done as f64).min(365.0 * 86400.0)))
+    }
+
+    fn in_flight_text(&self) -> Option<String> {
+        self.in_flight.map(|(n, limit)| format!("{}/{} requests in flight", count_text(n), count_text(limit)))
     }
 
     fn mailbox(&self, id: &str) -> Option<&MailboxTally> {
@@ -215,24 +246,28 @@ impl Tally {
         if self.failed > 0 { format!(" ({} failed)", self.failed) } else { String::new() }
     }
 
-    /// The total bar's text: `12,345/16,000 items · 1,310/s · ETA 3s · 2/3 mailboxes · throttled 0s`.
-    pub fn bar_text(&self, now: Duration) -> String {
+    /// The total bar's text: `12,345/16,000 items · 1,310/s · ETA 3s · 2/3 mailboxes · 61/64
+    /// requests in flight · throttled 0s`. `clock`: the time of day now, for the expected end.
+    pub fn bar_text(&self, now: Duration, clock: Option<chrono::NaiveTime>) -> String {
         let mut parts = vec![items_text(self.items(), self.expected())];
         parts.push(rate_text(self.rate(now)));
         if let Some(e) = self.eta(now) {
-            parts.push(format!("ETA {}", duration_text(e)));
+            parts.push(eta_text(e, clock));
         }
         parts.push(format!("{}{}", self.mailboxes_text(), self.failed_text()));
+        parts.extend(self.in_flight_text());
         parts.push(format!("throttled {}", duration_text(Duration::from_millis(self.throttled_ms))));
         parts.join(" · ")
     }
 
-    /// The plain display's line: `progress: 2/3 mailboxes, 1,234/4,000 items, 310/s, ETA 9s, throttled 0s`.
-    pub fn line_text(&self, now: Duration) -> String {
+    /// The plain display's line: `progress: 2/3 mailboxes, 1,234/4,000 items, 310/s, ETA 9s,
+    /// 61/64 requests in flight, throttled 0s`.
+    pub fn line_text(&self, now: Duration, clock: Option<chrono::NaiveTime>) -> String {
         let mut parts = vec![format!("{}{}", self.mailboxes_text(), self.failed_text()), items_text(self.items(), self.expected()), rate_text(self.rate(now))];
         if let Some(e) = self.eta(now) {
-            parts.push(format!("ETA {}", duration_text(e)));
+            parts.push(eta_text(e, clock));
         }
+        parts.extend(self.in_flight_text());
         parts.push(format!("throttled {}", duration_text(Duration::from_millis(self.throttled_ms))));
         format!("progress: {}", parts.join(", "))
     }
@@ -247,6 +282,8 @@ impl Tally {
         f.insert("items_expected".into(), self.expected().into());
         f.insert("items_per_sec".into(), self.rate(now).map(|r| r.round() as u64).into());
         f.insert("eta_secs".into(), self.eta(now).map(|e| e.as_secs()).into());
+        f.insert("requests_in_flight".into(), self.in_flight.map(|(n, _)| n).into());
+        f.insert("max_in_flight".into(), self.in_flight.map(|(_, l)| l).into());
         f.insert("throttled_ms".into(), self.throttled_ms.into());
         f
     }
@@ -294,6 +331,43 @@ pub fn rate_text(rate: Option<f64>) -> String {
     }
 }
 
+/// `ETA 9s`; from a minute on, with the time of day it ends at: `ETA 9m 12s (~14:32)`.
+fn eta_text(eta: Duration, clock: Option<chrono::NaiveTime>) -> String {
+    match clock {
+        Some(now) if eta >= Duration::from_secs(60) => {
+            let end = now + chrono::Duration::from_std(eta).unwrap_or(chrono::Duration::zero());
+            format!("ETA {} (~{})", duration_text(eta), end.format("%H:%M"))
+        }
+        _ => format!("ETA {}", duration_text(eta)),
+    }
+}
+
+/// The time of day now, in the local zone (the expected end of a long sweep).
+fn clock() -> Option<chrono::NaiveTime> {
+    Some(chrono::Local::now().time())
+}
+
+/// Until `stop` fires (or is dropped): every [`REQUESTS_EVERY`], a `Requests` event with the
+/// limiter's requests in flight, and one more at the end.
+pub async fn watch_requests(progress: Progress, limiter: std::sync::Arc<Limiter>, mut stop: tokio::sync::oneshot::Receiver<()>) {
+    let emit = || {
+        progress.emit(ProgressEvent::Requests {
+            in_flight: u64::from(limiter.in_flight()),
+            limit: u64::from(limiter.config().max_in_flight_total.max(1)),
+            admitted: limiter.admitted(),
+        })
+    };
+    let mut tick = tokio::time::interval(REQUESTS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tick.tick() => emit(),
+        }
+    }
+    emit();
+}
+
 /// `0s`, `42s`, `3m 04s`, `2h 05m`.
 pub fn duration_text(d: Duration) -> String {
     let s = d.as_secs_f64().round() as u64;
@@ -314,7 +388,7 @@ async fn lines(mut rx: mpsc::UnboundedReceiver<ProgressEvent>, every: Duration) 
     let mut tally = Tally::default();
     let mut tick = tokio::time::interval_at(t0 + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let print = |tally: &Tally| logging::emit("INFO", "progress", &tally.line_text(t0.elapsed()), tally.line_fields(t0.elapsed()));
+    let print = |tally: &Tally| logging::emit("INFO", "progress", &tally.line_text(t0.elapsed(), clock()), tally.line_fields(t0.elapsed()));
     loop {
         tokio::select! {
             ev = rx.recv() => match ev {
@@ -428,7 +502,7 @@ fn set_bar(bar: &ProgressBar, items: u64, len: Option<u64>, text: String, with_b
 }
 
 fn draw_total(bar: &ProgressBar, tally: &Tally, now: Duration, styles: &Styles) {
-    set_bar(bar, tally.items(), tally.expected(), tally.bar_text(now), &styles.total_bar, &styles.total_spinner);
+    set_bar(bar, tally.items(), tally.expected(), tally.bar_text(now, clock()), &styles.total_bar, &styles.total_spinner);
 }
 
 fn draw_mailbox(bar: &ProgressBar, m: &MailboxTally, now: Duration, styles: &Styles) {
@@ -505,7 +579,7 @@ mod tests {
         t.apply(&page("a", 600), secs(1.0));
         t.apply(&page("b", 400), secs(2.0));
         // 1000 items in the 1 s since the first page.
-        assert_eq!(t.bar_text(secs(2.0)), "1,000/3,000 items · 1,000/s · ETA 2s · 0/3 mailboxes · throttled 0s");
+        assert_eq!(t.bar_text(secs(2.0), None), "1,000/3,000 items · 1,000/s · ETA 2s · 0/3 mailboxes · throttled 0s");
         t.apply(&page("a", 390), secs(2.0));
         t.apply(&ProgressEvent::MailboxFinished { mailbox_id: "a".into(), ok: true }, secs(2.0));
         // a served 990 of its announced 1000: the expectation follows what it did.
@@ -518,7 +592,7 @@ mod tests {
         assert_eq!(t.items(), 2100);
         assert_eq!(t.expected(), Some(2100));
         assert_eq!(t.eta(secs(4.0)), None);
-        assert_eq!(t.line_text(secs(4.0)), "progress: 3/3 mailboxes (1 failed), 2,100/2,100 items, 700/s, throttled 1m 01s");
+        assert_eq!(t.line_text(secs(4.0), None), "progress: 3/3 mailboxes (1 failed), 2,100/2,100 items, 700/s, throttled 1m 01s");
         let f = t.line_fields(secs(4.0));
         assert_eq!(f["mailboxes_done"], 3);
         assert_eq!(f["items_expected"], 2100);
@@ -550,8 +624,8 @@ mod tests {
         t.apply(&ProgressEvent::MailboxStarted { mailbox_id: "a".into(), label: "a".into() }, secs(0.0));
         t.apply(&page("a", 12), secs(0.5));
         assert_eq!(t.expected(), None);
-        assert_eq!(t.line_text(secs(0.5)), "progress: 0/2 mailboxes, 12 items, -/s, throttled 0s");
-        assert_eq!(t.line_text(secs(2.5)), "progress: 0/2 mailboxes, 12 items, 6.0/s, throttled 0s");
+        assert_eq!(t.line_text(secs(0.5), None), "progress: 0/2 mailboxes, 12 items, -/s, throttled 0s");
+        assert_eq!(t.line_text(secs(2.5), None), "progress: 0/2 mailboxes, 12 items, 6.0/s, throttled 0s");
     }
 
     #[test]
@@ -566,5 +640,55 @@ mod tests {
         assert_eq!(Display::choose(Always, true, false), Lines);
         assert_eq!(Display::choose(Auto, true, false), Lines);
         assert_eq!(Display::choose(Never, true, true), None);
+    }
+
+    /// A long incremental sweep announces no item counts: its ETA comes from the mailboxes
+    /// done, with the time of day it ends at, and the line shows the requests in flight.
+    #[test]
+    fn a_sweep_shows_mailboxes_in_flight_and_its_expected_end() {
+        let mut t = Tally::default();
+        t.apply(&ProgressEvent::RunStarted { mailboxes: 1000 }, secs(10.0));
+        t.apply(&ProgressEvent::Requests { in_flight: 63, limit: 64, admitted: 5_000 }, secs(20.0));
+        for i in 0..250 {
+            t.apply(&ProgressEvent::MailboxFinished { mailbox_id: format!("m{i}"), ok: true }, secs(60.0));
+        }
+        // 250 mailboxes in 50 s since the run started: 750 more take 150 s.
+        assert_eq!(t.eta(secs(60.0)), Some(secs(150.0)));
+        let at = chrono::NaiveTime::from_hms_opt(14, 30, 0);
+        assert_eq!(t.line_text(secs(60.0), at), "progress: 250/1000 mailboxes, 0 items, -/s, ETA 2m 30s (~14:32), 63/64 requests in flight, throttled 0s");
+        assert_eq!(t.bar_text(secs(60.0), None), "0 items · -/s · ETA 2m 30s · 250/1000 mailboxes · 63/64 requests in flight · throttled 0s");
+        let f = t.line_fields(secs(60.0));
+        assert_eq!((f["requests_in_flight"].as_u64(), f["max_in_flight"].as_u64(), f["eta_secs"].as_u64()), (Some(63), Some(64), Some(150)));
+        // Done: no ETA.
+        for i in 250..1000 {
+            t.apply(&ProgressEvent::MailboxFinished { mailbox_id: format!("m{i}"), ok: true }, secs(200.0));
+        }
+        assert_eq!(t.eta(secs(200.0)), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_are_reported_every_second_and_at_the_end() {
+        use outlake_pipeline::limiter::LimiterConfig;
+        let limiter = std::sync::Arc::new(Limiter::new(LimiterConfig {
+            requests_per_window: 10_000,
+            window: Duration::from_secs(600),
+            max_concurrent_per_mailbox: 4,
+            max_in_flight_total: 8,
+            max_requests_per_sec: None,
+        }));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let held = [limiter.acquire("a").await, limiter.acquire("b").await];
+        let watch = tokio::spawn(watch_requests(Progress::new(tx), limiter.clone(), stopped));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        drop(held);
+        stop.send(()).expect("the watcher is running");
+        watch.await.expect("the watcher ends");
+        let mut seen = Vec::new();
+        while let Ok(ProgressEvent::Requests { in_flight, limit, admitted }) = rx.try_recv() {
+            seen.push((in_flight, limit, admitted));
+        }
+        // At 0 s and 1 s with two requests in flight, and at the end with none.
+        assert_eq!(seen, vec![(2, 8, 2), (2, 8, 2), (0, 8, 2)]);
     }
 }

@@ -21,6 +21,8 @@ pub fn print_summary(rep: &RunReport) {
     let throttled: u64 = rep.mailboxes.iter().map(|m| m.throttled).sum();
     let throttle_wait_ms: u64 = rep.mailboxes.iter().map(|m| m.throttle_wait_ms).sum();
     let rebaselines = rep.total(|s| s.rebaselines);
+    let busy: Vec<_> = rep.mailboxes.iter().filter(|m| m.status == MailboxStatus::Busy).collect();
+    let elsewhere = rep.mailboxes.iter().filter(|m| m.status == MailboxStatus::SyncedElsewhere).count();
     let mut text = format!(
         "run {}: {} mailbox(es) synced, {} skipped, {} failed; {} upserts, {} deletes; {} requests ({} throttled, {} waiting); {} re-baseline(s); {:.1}s",
         rep.run_id,
@@ -35,7 +37,31 @@ pub fn print_summary(rep: &RunReport) {
         rebaselines,
         rep.duration_ms as f64 / 1000.0
     );
-    for m in &skipped {
+    if !busy.is_empty() || elsewhere > 0 {
+        text.push_str(&format!("; {} busy (leased by other workers), {} synced by other workers", busy.len(), elsewhere));
+    }
+    let only_busy = !busy.is_empty() && busy.len() + elsewhere + skipped.len() == rep.mailboxes.len() && rep.fatal.is_none();
+    if only_busy {
+        // Another run has every mailbox: one line says so.
+        text = format!(
+            "run {}: nothing to do: all {} mailbox(es) are busy, leased by other workers ({} synced by them already){}",
+            rep.run_id,
+            busy.len(),
+            elsewhere,
+            if skipped.is_empty() { String::new() } else { format!("; {} skipped", skipped.len()) }
+        );
+    } else {
+        const BUSY_LINES: usize = 5;
+        for m in busy.iter().take(BUSY_LINES) {
+            if let Some(l) = &m.lease {
+                text.push_str(&format!("\n  busy {}: leased by {} (run {}) until {}", m.label, l.worker, l.run_id, l.until.to_rfc3339()));
+            }
+        }
+        if busy.len() > BUSY_LINES {
+            text.push_str(&format!("\n  … and {} more busy mailbox(es) (see --report)", busy.len() - BUSY_LINES));
+        }
+    }
+    for m in skipped.iter().filter(|_| !only_busy) {
         text.push_str(&format!("\n  skipped {}: {}", m.label, m.error.as_deref().unwrap_or("")));
     }
     for m in &failed {
@@ -49,6 +75,8 @@ pub fn print_summary(rep: &RunReport) {
         "mailboxes_ok": ok,
         "mailboxes_skipped": skipped.len(),
         "mailboxes_failed": failed.len(),
+        "mailboxes_busy": busy.len(),
+        "mailboxes_synced_elsewhere": elsewhere,
         "upserts": upserts,
         "deletes": deletes,
         "requests": requests,
@@ -86,6 +114,8 @@ pub fn write_json(rep: &RunReport, path: &Path) -> std::io::Result<()> {
         "mailboxes_interrupted": rep.mailboxes.iter().filter(|m| m.status == MailboxStatus::Interrupted).count(),
         "mailboxes_failed": rep.failed_mailboxes().count(),
         "mailboxes_skipped": rep.mailboxes.iter().filter(|m| m.status == MailboxStatus::Skipped).count(),
+        "mailboxes_busy": rep.mailboxes.iter().filter(|m| m.status == MailboxStatus::Busy).count(),
+        "mailboxes_synced_elsewhere": rep.mailboxes.iter().filter(|m| m.status == MailboxStatus::SyncedElsewhere).count(),
     });
     let mut doc = serde_json::to_value(rep).map_err(std::io::Error::other)?;
     doc["totals"] = totals;
@@ -139,6 +169,12 @@ pub fn write_prometheus(rep: &RunReport, path: &Path) -> std::io::Result<()> {
         "1 when the last run stopped before the mailbox finished.",
         "gauge",
         per_mailbox(&|m| if m.status == MailboxStatus::Interrupted { 1.0 } else { 0.0 }),
+    );
+    metric(
+        "outlake_mailbox_busy",
+        "1 when another worker held the mailbox's lease, so the last run left it alone.",
+        "gauge",
+        per_mailbox(&|m| if m.status == MailboxStatus::Busy { 1.0 } else { 0.0 }),
     );
     metric("outlake_run_duration_seconds", "Wall time of the last run.", "gauge", vec![(String::new(), rep.duration_ms as f64 / 1000.0)]);
     metric(

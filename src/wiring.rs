@@ -71,11 +71,13 @@ pub fn graph_options(cfg: &Config, window: CalendarWindow) -> anyhow::Result<Gra
         window: l.window,
         max_concurrent_per_mailbox: l.max_concurrent_per_mailbox,
         max_in_flight_total: l.max_in_flight,
+        max_requests_per_sec: l.max_requests_per_sec,
         retry_max_attempts: l.retry_max_attempts,
         retry_max_wait: l.retry_max_wait,
         retry_max_total: l.retry_max_total,
         max_page_bytes: l.max_page_bytes,
         request_timeout: l.request_timeout,
+        run_id: None,
     })
 }
 
@@ -95,12 +97,19 @@ pub fn streams(cfg: &Config) -> Vec<Stream> {
 }
 
 /// Run one sync with the given progress sink and cancel flag.
-pub async fn sync_once(cfg: &Config, progress: Progress, cancel: Cancel) -> anyhow::Result<RunReport> {
+pub async fn sync_once(cfg: &Config, shard: outlake_config::Shard, progress: Progress, cancel: Cancel) -> anyhow::Result<RunReport> {
     let lake = open_lake(cfg).await?;
     let window = calendar_window(cfg, run_now()?)?;
-    let source: DynSource = Arc::new(GraphSource::new(graph_options(cfg, window)?).context("setting up the Graph client")?);
-    let floor = Runner::seq_floor(&lake).await.context("reading checkpoints")?;
+    // The run id is in this line, in every Graph request's User-Agent, in the summary, the report
+    // and every row written: a request in Graph's (or the simulator's) log leads to its worker.
     let run_id = uuid_like();
+    tracing::info!(run_id = %run_id, version = env!("CARGO_PKG_VERSION"), "run started");
+    let mut options = graph_options(cfg, window)?;
+    options.run_id = Some(run_id.clone());
+    let graph = Arc::new(GraphSource::new(options).context("setting up the Graph client")?);
+    let limiter = graph.limiter().clone();
+    let source: DynSource = graph;
+    let floor = Runner::seq_floor(&lake).await.context("reading checkpoints")?;
     let settings = RunSettings {
         run_id,
         streams: streams(cfg),
@@ -116,9 +125,19 @@ pub async fn sync_once(cfg: &Config, progress: Progress, cancel: Cancel) -> anyh
         page_budget_bytes: cfg.limits.max_buffered_bytes,
         // A message with the stored fields is about 2 KB on the wire and as much in Arrow.
         first_page_bytes: cfg.source.page_size as u64 * 4096 * if cfg.source.fetch_bodies { 8 } else { 1 },
+        shard,
+        lease_ttl: Some(cfg.checkpoint.lease_ttl),
     };
+    // The bars and the log show the requests in flight.
+    let (stop_watch, watch_stopped) = tokio::sync::oneshot::channel();
+    let watch = tokio::spawn(crate::progress::watch_requests(progress.clone(), limiter, watch_stopped));
     let runner = Arc::new(Runner::new(source, lake, settings, progress, Arc::new(SeqGen::new(floor)), cancel));
-    Ok(runner.run().await)
+    let report = runner.run().await;
+    drop(stop_watch);
+    if let Err(e) = watch.await {
+        tracing::warn!(error = %e, "the requests-in-flight watcher failed; the run is not affected");
+    }
+    Ok(report)
 }
 
 /// A run id: UTC time plus random suffix, sortable and readable in file listings.

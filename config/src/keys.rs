@@ -128,6 +128,7 @@ pub const KEYS: &[KeySpec] = &[
     k("limits", "request_timeout_secs", Kind::Float, "request_timeout_secs = 120"),
     k("limits", "max_page_mb", Kind::Int, "max_page_mb = 256"),
     k("limits", "max_buffered_mb", Kind::Int, "max_buffered_mb = 64"),
+    k("limits", "max_requests_per_sec", Kind::Int, "max_requests_per_sec = 2000"),
     k("sink", "url", Kind::Str, "url = \"file:///var/lib/outlake/out\""),
     k("sink", "options", Kind::StrMap, "options = { aws_region = \"eu-west-1\" }"),
     k("sink", "row_group_rows", Kind::Int, "row_group_rows = 131072"),
@@ -136,6 +137,7 @@ pub const KEYS: &[KeySpec] = &[
     k("checkpoint", "url", Kind::Str, "url = \"file:///var/lib/outlake/state\""),
     k("checkpoint", "commit_every_pages", Kind::Int, "commit_every_pages = 50"),
     k("checkpoint", "commit_every_secs", Kind::Float, "commit_every_secs = 60"),
+    k("checkpoint", "lease_ttl_secs", Kind::Float, "lease_ttl_secs = 300"),
 ];
 
 /// The key `section.name`, if outlake knows it.

@@ -99,6 +99,8 @@ pub struct RawLimits {
     pub request_timeout_secs: Option<f64>,
     pub max_page_mb: Option<i64>,
     pub max_buffered_mb: Option<i64>,
+    /// Requests per second over all mailboxes; absent: no cap.
+    pub max_requests_per_sec: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -117,4 +119,6 @@ pub struct RawCheckpoint {
     pub url: Option<String>,
     pub commit_every_pages: Option<i64>,
     pub commit_every_secs: Option<f64>,
+    /// How long a mailbox lease holds without a renewal.
+    pub lease_ttl_secs: Option<f64>,
 }

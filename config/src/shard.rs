@@ -55,7 +55,9 @@ impl Shard {
             return Err(format!("`{spec}`: the shard count must be at least 1"));
         }
         let index: u32 = if i.trim().eq_ignore_ascii_case("index") {
-            index_value()?.ok_or_else(|| format!("`{spec}` reads the shard index from {JOB_COMPLETION_INDEX}, which is not set (it is set in the pods of a Kubernetes Indexed Job)"))?
+            index_value()?.ok_or_else(|| {
+                format!("`{spec}` reads the shard index from {JOB_COMPLETION_INDEX}, which is not set (it is set in the pods of a Kubernetes Indexed Job)")
+            })?
         } else {
             i.trim().parse().map_err(|_| format!("`{spec}`: the shard index `{i}` is not a whole number; {usage}"))?
         };

@@ -109,6 +109,9 @@ pub struct LimitsConfig {
     pub max_page_bytes: u64,
     /// Memory for normalized pages in flight across all partitions.
     pub max_buffered_bytes: u64,
+    /// Requests per second over all mailboxes (`None`: no cap), for an app registration shared
+    /// with other tools under Graph's app-wide limit.
+    pub max_requests_per_sec: Option<std::num::NonZeroU32>,
 }
 
 #[derive(Debug, Clone)]
@@ -126,6 +129,9 @@ pub struct CheckpointConfig {
     pub url: Option<String>,
     pub commit_every_pages: u32,
     pub commit_every: Duration,
+    /// How long a mailbox lease holds without a renewal (renewed every third of it); a dead
+    /// worker's mailboxes can be taken over after this long.
+    pub lease_ttl: Duration,
 }
 
 pub use crate::problem::{ConfigError, Problem};
@@ -352,6 +358,10 @@ pub fn validate(raw: &RawConfig, secrets: &dyn SecretFileReader) -> Result<Confi
     let request_timeout = p.or(seconds(l.request_timeout_secs, 120.0, "limits.request_timeout_secs", "request_timeout_secs = 120"), Duration::ZERO);
     let max_page_mb = p.or(positive(l.max_page_mb, 256, "limits.max_page_mb", "max_page_mb = 256"), 1);
     let max_buffered_mb = p.or(positive(l.max_buffered_mb, 64, "limits.max_buffered_mb", "max_buffered_mb = 64"), 1);
+    let max_requests_per_sec = match l.max_requests_per_sec {
+        None => None,
+        Some(v) => std::num::NonZeroU32::new(p.or(positive(Some(v), 1, "limits.max_requests_per_sec", "max_requests_per_sec = 2000"), 1)),
+    };
 
     let (sink, checkpoint) = storage(&mut p, raw);
 
@@ -393,6 +403,7 @@ pub fn validate(raw: &RawConfig, secrets: &dyn SecretFileReader) -> Result<Confi
             request_timeout,
             max_page_bytes: max_page_mb as u64 * 1024 * 1024,
             max_buffered_bytes: max_buffered_mb as u64 * 1024 * 1024,
+            max_requests_per_sec,
         },
         sink,
         checkpoint,
@@ -440,6 +451,14 @@ fn storage(p: &mut Problems, raw: &RawConfig) -> (SinkConfig, CheckpointConfig) 
     }
     let commit_every_pages = p.or(positive(c.commit_every_pages, 50, "checkpoint.commit_every_pages", "commit_every_pages = 50"), 1);
     let commit_every = p.or(seconds(c.commit_every_secs, 60.0, "checkpoint.commit_every_secs", "commit_every_secs = 60"), Duration::ZERO);
+    let lease_ttl = p.or(seconds(c.lease_ttl_secs, 300.0, "checkpoint.lease_ttl_secs", "lease_ttl_secs = 300"), Duration::from_secs(300));
+    if lease_ttl < Duration::from_secs(3) {
+        p.push(err(
+            "checkpoint.lease_ttl_secs",
+            format!("{} s is too short: a lease is renewed every third of it, and a commit needs a sixth of it left", lease_ttl.as_secs_f64()),
+            "lease_ttl_secs = 300",
+        ));
+    }
 
     let sink = SinkConfig {
         url,
@@ -448,7 +467,7 @@ fn storage(p: &mut Problems, raw: &RawConfig) -> (SinkConfig, CheckpointConfig) 
         target_file_bytes: target_file_mb as u64 * 1024 * 1024,
         zstd_level: zstd_level as i32,
     };
-    (sink, CheckpointConfig { url: c.url.clone(), commit_every_pages, commit_every })
+    (sink, CheckpointConfig { url: c.url.clone(), commit_every_pages, commit_every, lease_ttl })
 }
 
 fn required(v: &Option<String>, key: &str, example: &str) -> Result<String, Problem> {

@@ -140,6 +140,12 @@ pub trait Lake: Send + Sync + 'static {
     /// Remove staged files that no commit references and that are older than `min_age`.
     /// Returns the paths removed.
     async fn vacuum(&self, min_age: std::time::Duration) -> Result<Vec<String>, LakeError>;
+
+    /// Where this lake keeps mailbox leases ([`crate::lease`]); `None` when it has none (then
+    /// nothing is leased, and overlapping runs are kept apart only by the commit records).
+    fn leases(&self) -> Option<std::sync::Arc<dyn crate::lease::LeaseStore>> {
+        None
+    }
 }
 
 /// One row read back from a table (used by `current_keys` implementations and tests).

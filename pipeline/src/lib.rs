@@ -3,6 +3,7 @@
 //! - [`model`]: the messages that travel down the pipeline (pages, staged files, checkpoints).
 //! - [`source`]: the `Source` trait a delta API implements (the Graph connector).
 //! - [`lake`]: the `Lake` trait: staged files, atomic commits with the cursor, read-back.
+//! - [`lease`]: mailbox leases in the checkpoint store (no two workers sync a mailbox at once).
 //! - [`keys`]: a compact index of a partition's keys (rebaselines, parks, retirements).
 //! - [`budget`]: the memory budget for pages in flight.
 //! - [`limiter`]: the per-mailbox token bucket and in-flight caps.
@@ -14,6 +15,7 @@
 pub mod budget;
 pub mod keys;
 pub mod lake;
+pub mod lease;
 pub mod limiter;
 pub mod model;
 pub mod plan;

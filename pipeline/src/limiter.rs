@@ -1,4 +1,5 @@
-//! Per-mailbox request limiter: a token bucket, a pause switch, and two in-flight caps.
+//! Per-mailbox request limiter: a token bucket, a pause switch, two in-flight caps, and an
+//! optional global request rate.
 //!
 //! Contract (Graph-agnostic: the connector decides what the numbers are):
 //! - **Window guarantee.** Each mailbox has a token bucket ([`WindowBucket`]) sized so that no
@@ -10,13 +11,21 @@
 //! - **Concurrency.** Each mailbox has a semaphore of `max_concurrent_per_mailbox` shared by all
 //!   of its streams and folders, and the whole limiter has a semaphore of `max_in_flight_total`.
 //!   A [`Permit`] holds one of each until dropped.
+//! - **Global rate** (off unless `max_requests_per_sec` is set). One more [`WindowBucket`] over
+//!   all mailboxes with `limit = max_requests_per_sec` and `window = 1 s`: no interval of one
+//!   second admits more than that many requests, so no interval of `k` seconds admits more than
+//!   `k × max_requests_per_sec` (for tenants whose app registration is shared with other tools,
+//!   under Graph's app-wide limit).
 //! - **Pause.** [`Limiter::pause`] stops one mailbox until an instant (a server's Retry-After):
 //!   every later `acquire` for that mailbox waits, other mailboxes go on.
-//! - **Accounting.** Time spent waiting in `acquire` is recorded per mailbox ([`Limiter::waited`]).
+//! - **Accounting.** Time spent waiting in `acquire` is recorded per mailbox ([`Limiter::waited`]);
+//!   requests in flight and requests admitted so far are counted over all mailboxes
+//!   ([`Limiter::in_flight`], [`Limiter::admitted`]) for progress.
 //!
-//! Order inside `acquire`: pause → mailbox semaphore → bucket → pause again → global semaphore.
-//! A request never holds a global slot while it waits for its own mailbox's budget, so a slow
-//! mailbox cannot starve the others.
+//! Order inside `acquire`: pause → mailbox semaphore → bucket → pause again → global semaphore →
+//! global rate. A request never holds a global slot while it waits for its own mailbox's budget,
+//! so a slow mailbox cannot starve the others; it takes the global rate's token last, right
+//! before it is sent, so the rate holds for the requests as sent.
 //!
 //! The bucket is generic over governor's [`Clock`] so the guarantee is tested on a
 //! [`governor::clock::FakeRelativeClock`]; the [`Limiter`] uses [`TokioClock`], tokio's clock,
@@ -48,6 +57,8 @@ pub struct LimiterConfig {
     pub max_concurrent_per_mailbox: u32,
     /// Requests in flight over all mailboxes.
     pub max_in_flight_total: u32,
+    /// Requests admitted per second over all mailboxes; `None`: no global rate.
+    pub max_requests_per_sec: Option<NonZeroU32>,
 }
 
 /// Burst and replenish interval that keep every window of `window` at or under `limit`.
@@ -126,13 +137,15 @@ struct MailboxState {
 pub struct Limiter {
     config: LimiterConfig,
     global: Arc<Semaphore>,
+    rate: Option<WindowBucket>,
+    admitted: AtomicU64,
     mailboxes: Mutex<HashMap<String, Arc<MailboxState>>>,
 }
 
 /// Held while a request is in flight; releases both slots on drop.
 #[derive(Debug)]
 pub struct Permit {
-    _mailbox: OwnedSemaphorePermit,
+    _mailbox: Option<OwnedSemaphorePermit>,
     _global: OwnedSemaphorePermit,
     /// How long `acquire` waited for this permit.
     pub waited: Duration,
@@ -141,7 +154,18 @@ pub struct Permit {
 impl Limiter {
     pub fn new(config: LimiterConfig) -> Self {
         let total = config.max_in_flight_total.max(1) as usize;
-        Limiter { config, global: Arc::new(Semaphore::new(total)), mailboxes: Mutex::new(HashMap::new()) }
+        let rate = config.max_requests_per_sec.map(|n| WindowBucket::new(n.get(), Duration::from_secs(1)));
+        Limiter { config, global: Arc::new(Semaphore::new(total)), rate, admitted: AtomicU64::new(0), mailboxes: Mutex::new(HashMap::new()) }
+    }
+
+    /// Requests holding a permit now, over all mailboxes.
+    pub fn in_flight(&self) -> u32 {
+        (self.config.max_in_flight_total.max(1) as usize).saturating_sub(self.global.available_permits()) as u32
+    }
+
+    /// Permits handed out so far, over all mailboxes.
+    pub fn admitted(&self) -> u64 {
+        self.admitted.load(Ordering::Relaxed)
     }
 
     pub fn config(&self) -> LimiterConfig {
@@ -173,9 +197,31 @@ impl Limiter {
         // A 429 seen by another request while we waited pauses us too.
         wait_pause(&state).await;
         let global = self.global.clone().acquire_owned().await.expect("limiter semaphores are never closed");
+        if let Some(rate) = &self.rate {
+            rate.take().await;
+        }
+        self.admitted.fetch_add(1, Ordering::Relaxed);
         let waited = start.elapsed();
         state.waited_ns.fetch_add(u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
-        Permit { _mailbox: mailbox, _global: global, waited }
+        Permit { _mailbox: Some(mailbox), _global: global, waited }
+    }
+
+    /// For a request that reads no mailbox (the directory: `/users`, `/users/{x}`, `/me`): the
+    /// pause of `key` and the global caps only. Graph limits the directory per tenant and app,
+    /// not per mailbox, so a listing or the resolution of a long mailbox list may use every
+    /// global slot.
+    pub async fn acquire_unkeyed(&self, key: &str) -> Permit {
+        let state = self.state(key);
+        let start = Instant::now();
+        wait_pause(&state).await;
+        let global = self.global.clone().acquire_owned().await.expect("limiter semaphores are never closed");
+        if let Some(rate) = &self.rate {
+            rate.take().await;
+        }
+        self.admitted.fetch_add(1, Ordering::Relaxed);
+        let waited = start.elapsed();
+        state.waited_ns.fetch_add(u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        Permit { _mailbox: None, _global: global, waited }
     }
 
     /// Stop issuing requests for this mailbox until `until` (only this mailbox). A later pause
@@ -279,7 +325,7 @@ mod tests {
     }
 
     fn config(limit: u32, window: Duration, per_mailbox: u32, total: u32) -> LimiterConfig {
-        LimiterConfig { requests_per_window: limit, window, max_concurrent_per_mailbox: per_mailbox, max_in_flight_total: total }
+        LimiterConfig { requests_per_window: limit, window, max_concurrent_per_mailbox: per_mailbox, max_in_flight_total: total, max_requests_per_sec: None }
     }
 
     /// Long enough that, on paused time, the runtime only gets there once every other task is
@@ -386,5 +432,50 @@ mod tests {
         assert!(!c.is_finished(), "a third request in flight must wait for the global cap of 2");
         drop(a);
         assert_eq!(c.await.unwrap(), UNTIL_IDLE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_global_rate_holds_over_all_mailboxes_and_counts_in_flight() {
+        // 21 per second over all mailboxes: burst 1, then one every 50 ms, whichever mailbox asks.
+        let mut cfg = config(10_000, Duration::from_secs(600), 4, 64);
+        cfg.max_requests_per_sec = NonZeroU32::new(21);
+        let limiter = Arc::new(Limiter::new(cfg));
+        let start = Instant::now();
+        let mut held = Vec::new();
+        let mut at = Vec::new();
+        for i in 0..6 {
+            let mailbox = ["a", "b", "c"][i % 3];
+            held.push(limiter.acquire(mailbox).await);
+            at.push((Instant::now() - start).as_millis());
+        }
+        assert_eq!(at, vec![0, 50, 100, 150, 200, 250]);
+        assert_eq!((limiter.in_flight(), limiter.admitted()), (6, 6));
+        held.truncate(2);
+        assert_eq!((limiter.in_flight(), limiter.admitted()), (2, 6));
+        // Without a rate, the same six go at once.
+        let free = Limiter::new(config(10_000, Duration::from_secs(600), 4, 64));
+        for mailbox in ["a", "b", "c", "a", "b", "c"] {
+            assert_eq!(free.acquire(mailbox).await.waited, Duration::ZERO);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unkeyed_requests_use_only_the_global_cap_and_the_pause() {
+        let limiter = Arc::new(Limiter::new(config(1000, Duration::from_secs(600), 2, 3)));
+        // Beyond the per-key cap of 2: directory requests are not a mailbox's.
+        let held = [limiter.acquire_unkeyed("dir").await, limiter.acquire_unkeyed("dir").await, limiter.acquire_unkeyed("dir").await];
+        assert_eq!(limiter.in_flight(), 3);
+        let fourth = tokio::spawn({
+            let limiter = limiter.clone();
+            async move { limiter.acquire_unkeyed("dir").await.waited }
+        });
+        tokio::time::sleep(UNTIL_IDLE).await;
+        assert!(!fourth.is_finished(), "the global cap of 3 holds");
+        drop(held);
+        assert_eq!(fourth.await.unwrap(), UNTIL_IDLE);
+        // A Retry-After on the directory pauses its requests.
+        let start = Instant::now();
+        limiter.pause("dir", start + Duration::from_secs(2));
+        assert_eq!(limiter.acquire_unkeyed("dir").await.waited, Duration::from_secs(2));
     }
 }

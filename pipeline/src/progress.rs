@@ -55,6 +55,13 @@ pub enum ProgressEvent {
         mailbox: String,
         reason: String,
     },
+    /// Requests to the source right now: `in_flight` of at most `limit`, and `admitted` since
+    /// the run started. Sent about once a second by whoever owns the limiter (the binary).
+    Requests {
+        in_flight: u64,
+        limit: u64,
+        admitted: u64,
+    },
 }
 
 #[derive(Debug, Clone, Default)]

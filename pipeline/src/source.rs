@@ -4,11 +4,13 @@
 //! ([`SourceErrorKind`]), so the runner acts in one place: re-baseline, skip a mailbox, fail a
 //! partition, fail a mailbox, or fail the run.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
 
+use crate::budget::PageLease;
 use crate::model::{Mailbox, Page, PageRequest, PartitionKey};
 use crate::seq::SeqGen;
 
@@ -79,6 +81,9 @@ pub struct MailboxListing {
     /// (configured entry, error) for listed mailboxes that could not be resolved for a reason of
     /// their own (e.g. 400 `BadRequest`, 404 on `/users/{x}`): each fails alone, the others sync.
     pub failed: Vec<(String, SourceError)>,
+    /// Ids of `mailboxes` whose user was not probed ([`Source::mailboxes_unprobed`]): the runner
+    /// probes each with [`Source::probe_mailbox`] once it holds the mailbox's lease.
+    pub unprobed: std::collections::HashSet<String>,
 }
 
 /// One calendar of a mailbox, as the calendars listing shows it.
@@ -108,9 +113,49 @@ pub trait Source: Send + Sync + 'static {
     /// UPN; delegated sign-in resolves `/me`).
     async fn mailboxes(&self) -> Result<MailboxListing, SourceError>;
 
+    /// Resolve the configured mailboxes knowing which of them already have commits
+    /// (`synced`: mailbox ids), so that checks made when a mailbox was first synced need not be
+    /// made again (Graph: the probe of a discovered user's inbox). By default, [`Source::mailboxes`].
+    async fn mailboxes_known(&self, synced: &HashSet<String>) -> Result<MailboxListing, SourceError> {
+        let _ = synced;
+        self.mailboxes().await
+    }
+
+    /// [`Source::mailboxes_known`], leaving the probes of discovered users that are not `synced`
+    /// to [`Source::probe_mailbox`] (their ids in [`MailboxListing::unprobed`]): with many
+    /// workers on one tenant, a mailbox is then probed only by the worker that holds its lease,
+    /// and a worker's shard probes only its own mailboxes. By default nothing is left unprobed.
+    async fn mailboxes_unprobed(&self, synced: &HashSet<String>) -> Result<MailboxListing, SourceError> {
+        self.mailboxes_known(synced).await
+    }
+
+    /// Probe a mailbox [`Source::mailboxes_unprobed`] left unprobed: `Some(reason)` when the user
+    /// has no mailbox (it is then skipped, as the listing would have skipped it).
+    async fn probe_mailbox(&self, mailbox: &Mailbox) -> Result<Option<String>, SourceError> {
+        let _ = mailbox;
+        Ok(None)
+    }
+
     /// Fetch one page of a partition's round and normalize it. `_seq` values are drawn from
     /// `seq` in the order items appear on the page.
     async fn fetch_page(&self, mailbox: &Mailbox, partition: &PartitionKey, request: &PageRequest, seq: &SeqGen, run_id: &str) -> Result<Page, SourceError>;
+
+    /// [`Source::fetch_page`], growing `memory` (reserved by the runner for this response) to
+    /// what the response really takes while its body arrives and before it is normalized
+    /// ([`PageLease::grow`]; [`crate::budget`]). By default the response is not accounted
+    /// beyond the reservation.
+    async fn fetch_page_metered(
+        &self,
+        mailbox: &Mailbox,
+        partition: &PartitionKey,
+        request: &PageRequest,
+        seq: &SeqGen,
+        run_id: &str,
+        memory: &PageLease,
+    ) -> Result<Page, SourceError> {
+        let _ = memory;
+        self.fetch_page(mailbox, partition, request, seq, run_id).await
+    }
 
     /// List a mailbox's calendars (following nextLinks), normalized into `calendars` rows.
     async fn calendars(&self, mailbox: &Mailbox, seq: &SeqGen, run_id: &str) -> Result<CalendarListing, SourceError>;

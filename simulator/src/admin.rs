@@ -7,7 +7,11 @@
 //! - `POST /_sim/revoke-access-tokens`, `POST /_sim/revoke-refresh-tokens`;
 //! - `GET /_sim/truth`, `GET /_sim/stats`;
 //! - `POST /_sim/reconfigure` — a [`crate::config::ConfigPatch`];
-//! - `POST /_sim/devicecode` — `{"user_code":"…","approve":bool}` → `{"found":bool}`.
+//! - `POST /_sim/devicecode` — `{"user_code":"…","approve":bool}` → `{"found":bool}`;
+//! - `GET /_sim/requests` — the request log, a [`crate::requests::RequestLog`]:
+//!   `{"capacity":n,"dropped":n,"entries":[{"seq","mailbox","client_request_id","user_agent",
+//!   "run_id","start_us","end_us","status"}]}` (deserialize it into `RequestLog` for its
+//!   analyses); `POST /_sim/requests/clear` empties it → `{"cleared":true}`.
 
 use std::sync::Arc;
 
@@ -20,6 +24,7 @@ use serde_json::{Value, json};
 
 use crate::config::ConfigPatch;
 use crate::mutation::Mutation;
+use crate::requests::Recorder;
 use crate::state::Shared;
 
 fn bad(msg: String) -> Response {
@@ -108,4 +113,13 @@ fn yes() -> bool {
 pub async fn devicecode(AxState(sh): AxState<Arc<Shared>>, Json(d): Json<DeviceDecision>) -> Response {
     let found = sh.state.lock().auth.decide_device(&d.user_code, d.approve);
     Json(json!({"found": found})).into_response()
+}
+
+pub async fn requests(axum::Extension(log): axum::Extension<Arc<Recorder>>) -> Response {
+    Json(log.snapshot()).into_response()
+}
+
+pub async fn clear_requests(axum::Extension(log): axum::Extension<Arc<Recorder>>) -> Response {
+    log.clear();
+    Json(json!({"cleared": true})).into_response()
 }

@@ -98,7 +98,9 @@ enum Route {
     Mailbox(Target, Op),
 }
 
-fn segments(path: &str) -> Vec<String> {
+/// The decoded path segments, `name('key')` split into `name` and `key` (also used by the
+/// request log, [`crate::requests`]).
+pub(crate) fn segments(path: &str) -> Vec<String> {
     let mut out = Vec::new();
     for raw in path.split('/').filter(|s| !s.is_empty()) {
         let s = percent_decode(raw);
@@ -194,16 +196,19 @@ fn has_any(have: &[String], want: &[&str]) -> bool {
     have.iter().any(|h| want.iter().any(|w| h.eq_ignore_ascii_case(w)))
 }
 
-/// Decrements the in-flight count when the request is done.
+/// Decrements the in-flight counts when the request is done.
 struct InFlight {
     sh: Arc<Shared>,
     client: String,
     mailbox: String,
+    kind: &'static str,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.sh.state.lock().throttle.release(&self.client, &self.mailbox);
+        let mut st = self.sh.state.lock();
+        st.throttle.release(&self.client, &self.mailbox);
+        st.stats.in_flight.end(self.kind);
     }
 }
 
@@ -460,6 +465,7 @@ async fn mailbox_request(sh: Arc<Shared>, ctx: Ctx, req: MailboxRequest) -> Resp
             Ok(n) => {
                 let m = st.stats.max_in_flight.entry(uid.clone()).or_default();
                 *m = (*m).max(n);
+                st.stats.in_flight.start(op.kind());
             }
             Err(Throttled::Concurrency) => {
                 bump(&mut st.stats.throttled, "concurrency");
@@ -479,7 +485,7 @@ async fn mailbox_request(sh: Arc<Shared>, ctx: Ctx, req: MailboxRequest) -> Resp
         (ui, st.cfg.latency)
     };
     let uid = sh.state.lock().world.users[ui].id.clone();
-    let _guard = InFlight { sh: sh.clone(), client: client_id.clone(), mailbox: uid.clone() };
+    let _guard = InFlight { sh: sh.clone(), client: client_id.clone(), mailbox: uid.clone(), kind: op.kind() };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }

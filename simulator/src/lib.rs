@@ -20,10 +20,13 @@
 //!   ([`graph`]);
 //! - admin: `/_sim/*` ([`admin`]).
 //!
+//! Every Graph request is recorded in the request log ([`requests`]): mailbox, client-request-id,
+//! User-Agent and run id, start and end, status.
+//!
 //! Module map: [`config`] (what can be set), [`seed`] (the generated world), [`bulk`] (the
 //! lazily generated bulk folder), [`model`] (entities and versions), [`mutation`] (changes), [`sync`] (delta rounds, generations, tokens),
 //! [`wire`] (JSON formats), [`tz`] (Windows zones), [`throttle`], [`faults`], [`stats`],
-//! [`truth`], [`respond`] (error bodies and correlation headers).
+//! [`truth`], [`respond`] (error bodies and correlation headers), [`requests`] (the request log).
 
 pub mod admin;
 pub mod bulk;
@@ -37,6 +40,7 @@ pub mod identity;
 pub mod model;
 pub mod mutation;
 pub mod replay;
+pub mod requests;
 pub mod respond;
 pub mod seed;
 mod state;
@@ -62,6 +66,7 @@ pub use error::SimError;
 pub use hostile::{Corruption, HostileRule, HostileStream, PageSelect};
 pub use mutation::Mutation;
 pub use replay::{Recorded, RecordedRequest, Replay, ReplayMode};
+pub use requests::{Overlap, RequestLog, RequestRecord};
 
 use state::{Shared, State};
 
@@ -69,12 +74,13 @@ use state::{Shared, State};
 /// running until the runtime ends.
 pub struct Simulator {
     shared: Arc<Shared>,
+    requests: Arc<requests::Recorder>,
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
-fn router(shared: Arc<Shared>) -> Router {
+fn router(shared: Arc<Shared>, log: Arc<requests::Recorder>) -> Router {
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(identity::token))
         .route("/{tenant}/oauth2/v2.0/authorize", get(identity::authorize))
@@ -89,7 +95,11 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/stats", get(admin::stats))
         .route("/_sim/reconfigure", post(admin::reconfigure))
         .route("/_sim/devicecode", post(admin::devicecode))
+        .route("/_sim/requests", get(admin::requests))
+        .route("/_sim/requests/clear", post(admin::clear_requests))
         .fallback(graph::handle)
+        .layer(axum::middleware::from_fn_with_state(requests::Logged { shared: shared.clone(), log: log.clone() }, requests::middleware))
+        .layer(axum::Extension(log))
         .with_state(shared)
 }
 
@@ -112,7 +122,8 @@ impl Simulator {
         let shared =
             Arc::new(Shared { state: Mutex::new(state), tenant_id, client_id, client_secret, url: format!("http://{addr}"), replay: Replay::default() });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = router(shared.clone());
+        let requests = Arc::new(requests::Recorder::default());
+        let app = router(shared.clone(), requests.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
@@ -120,7 +131,7 @@ impl Simulator {
                 })
                 .await;
         });
-        Ok(Simulator { shared, addr, stop: Some(tx), task })
+        Ok(Simulator { shared, requests, addr, stop: Some(tx), task })
     }
 
     /// `http://127.0.0.1:PORT`: the authority URL and the Graph URL.
@@ -218,6 +229,23 @@ impl Simulator {
     pub fn replay(&self) -> &Replay {
         &self.shared.replay
     }
+    /// Every Graph request answered so far that the log kept ([`requests`]).
+    pub fn request_log(&self) -> RequestLog {
+        self.requests.snapshot()
+    }
+    /// Empties the request log.
+    pub fn clear_request_log(&self) {
+        self.requests.clear();
+    }
+    /// Keeps at most `capacity` records (default [`requests::DEFAULT_CAPACITY`]; 0 turns the
+    /// log off).
+    pub fn set_request_log_capacity(&self, capacity: usize) {
+        self.requests.set_capacity(capacity);
+    }
+    /// Also writes every Graph request as an `info` log line.
+    pub fn log_requests(&self, on: bool) {
+        self.requests.set_echo(on);
+    }
     /// Stops serving.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.stop.take() {
@@ -230,9 +258,10 @@ impl Simulator {
 }
 
 /// Starts, prints one JSON line `{"url","tenant_id","client_id","client_secret"}` to stdout, and
-/// serves until Ctrl-C.
-pub async fn serve_cli(config: SimConfig) -> std::io::Result<()> {
+/// serves until Ctrl-C. With `log_requests`, every Graph request is also an `info` log line.
+pub async fn serve_cli(config: SimConfig, log_requests: bool) -> std::io::Result<()> {
     let sim = Simulator::start(config).await?;
+    sim.log_requests(log_requests);
     println!("{}", sim.credentials_json());
     use std::io::Write;
     std::io::stdout().flush()?;

@@ -16,10 +16,12 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use outlake_pipeline::keys::{Fingerprinter, KeyIndex};
 use outlake_pipeline::lake::{CommitRequest, IdFilter, Lake, StagedWriter, latest_per_id};
+use outlake_pipeline::lease::{LeaseRecord, LeaseStore};
 use outlake_pipeline::model::{Checkpoint, KeyState, PartitionKey, Stream, columns};
 
 use crate::error::{CHECK_STORE, LakeError, storage};
 use crate::parquet::writer::{ObjectStagedWriter, WriterSettings};
+use crate::lease;
 use crate::parquet::{commit, layout, reader};
 use crate::store::{StoreRoot, build_store};
 
@@ -115,7 +117,30 @@ impl ObjectLake {
 }
 
 #[async_trait]
+impl LeaseStore for ObjectLake {
+    async fn latest_lease(&self, mailbox_id: &str) -> Result<Option<LeaseRecord>, LakeError> {
+        lease::latest(&self.state, mailbox_id).await
+    }
+    async fn put_lease(&self, record: &LeaseRecord) -> Result<bool, LakeError> {
+        lease::put(&self.state, record).await
+    }
+    async fn lease_exists(&self, mailbox_id: &str, generation: u64) -> Result<bool, LakeError> {
+        lease::exists(&self.state, mailbox_id, generation).await
+    }
+    async fn prune_leases(&self, mailbox_id: &str, below: u64) -> Result<(), LakeError> {
+        lease::prune(&self.state, mailbox_id, below).await
+    }
+    async fn list_leases(&self) -> Result<Vec<LeaseRecord>, LakeError> {
+        lease::list(&self.state).await
+    }
+}
+
+#[async_trait]
 impl Lake for ObjectLake {
+    fn leases(&self) -> Option<Arc<dyn LeaseStore>> {
+        Some(Arc::new(self.clone()))
+    }
+
     async fn load(&self, partition: &PartitionKey) -> Result<Option<Checkpoint>, LakeError> {
         commit::load(&self.data, &self.state, partition).await
     }

@@ -12,9 +12,11 @@
 //! - `parquet::commit` + `parquet::record`: put-if-absent commit records, publish, roll-forward,
 //!   record versions (see `src/parquet/design.md`).
 //! - `parquet::reader`: ranged reads of committed files, the `current_keys` read-back.
+//! - `lease`: mailbox leases under `<checkpoint root>/_leases/` (put-if-absent generations).
 //! - `vacuum`: removal of staged files no commit references.
 mod error;
 mod lake;
+mod lease;
 mod parquet;
 mod store;
 mod vacuum;

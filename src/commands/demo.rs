@@ -60,7 +60,7 @@ async fn demo(dir: &Path, messages: usize, users: usize, output: &RunOutputArgs)
 async fn timed_sync(cfg: &outlake_config::Config, output: &RunOutputArgs) -> anyhow::Result<RunReport> {
     let t0 = Instant::now();
     let (sink, renderer) = progress::start(output.progress);
-    let rep = crate::wiring::sync_once(cfg, sink, Cancel::default()).await?;
+    let rep = crate::wiring::sync_once(cfg, outlake_config::Shard::All, sink, Cancel::default()).await?;
     renderer.finish().await;
     crate::report::print_summary(&rep);
     let requests: u64 = rep.mailboxes.iter().map(|m| m.requests).sum();

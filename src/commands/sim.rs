@@ -43,7 +43,7 @@ pub fn sim_config(a: &SimArgs) -> SimConfig {
 }
 
 pub async fn run(args: SimArgs) -> u8 {
-    match outlake_simulator::serve_cli(sim_config(&args)).await {
+    match outlake_simulator::serve_cli(sim_config(&args), args.log_requests).await {
         Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("error: the simulator could not start: {e}");

@@ -8,7 +8,8 @@
 //! partition, mailboxes by UPN from the `mailboxes` table (by user id when the lake has no row
 //! for them). A folder or calendar without a known name (deleted, or never listed) shows the
 //! end of its id, which is where Graph ids differ (they share long prefixes). The table's
-//! columns are as wide as their widest cell.
+//! columns are as wide as their widest cell. Mailboxes a worker holds the lease of now follow
+//! the table (who, which run, until when); with `--json`, each row's `leased_by`.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -30,15 +31,51 @@ pub async fn run(config: ConfigArg, as_json: bool) -> u8 {
         return exit::OK;
     }
     let names = Names::read(&lake, &checkpoints).await;
+    let leases = match live_leases(&lake).await {
+        Ok(l) => l,
+        Err(e) => {
+            crate::logging::error(&format!("reading the mailbox leases: {e}"));
+            return exit::FAILURE;
+        }
+    };
     checkpoints.sort_by_cached_key(|c| (c.partition.mailbox_id.clone(), c.partition.stream, names.label(c), c.partition.folder_id.clone()));
     if as_json {
-        let rows: Vec<serde_json::Value> = checkpoints.iter().map(|c| json_row(c, &names)).collect();
+        let rows: Vec<serde_json::Value> = checkpoints
+            .iter()
+            .map(|c| {
+                let mut row = json_row(c, &names);
+                row["leased_by"] = leases
+                    .get(&c.partition.mailbox_id)
+                    .map_or(serde_json::Value::Null, |l| json!({"worker": l.holder.worker, "run_id": l.holder.run_id, "until": l.expires_at.to_rfc3339()}));
+                row
+            })
+            .collect();
         println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
     } else {
         let rows: Vec<Vec<String>> = checkpoints.iter().map(|c| table_row(c, &names)).collect();
         print!("{}", render(&COLUMNS, &rows));
+        if !leases.is_empty() {
+            println!("\nleased now ({} mailbox(es) being synced):", leases.len());
+            let rows: Vec<Vec<String>> = leases
+                .values()
+                .map(|l| {
+                    let who = names.upns.get(&l.mailbox_id).cloned().unwrap_or_else(|| l.mailbox_id.clone());
+                    vec![who, l.holder.worker.clone(), l.holder.run_id.clone(), l.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)]
+                })
+                .collect();
+            print!("{}", render(&LEASE_COLUMNS, &rows));
+        }
     }
     exit::OK
+}
+
+const LEASE_COLUMNS: [(&str, Align); 4] = [("MAILBOX", Align::Left), ("WORKER", Align::Left), ("RUN", Align::Left), ("UNTIL", Align::Left)];
+
+/// The leases held now (not released, not expired), by mailbox id.
+async fn live_leases(lake: &DynLake) -> Result<std::collections::BTreeMap<String, outlake_pipeline::lease::LeaseRecord>, outlake_pipeline::lake::LakeError> {
+    let Some(store) = lake.leases() else { return Ok(Default::default()) };
+    let now = chrono::Utc::now();
+    Ok(store.list_leases().await?.into_iter().filter(|r| r.is_live(now)).map(|r| (r.mailbox_id.clone(), r)).collect())
 }
 
 /// A cell's alignment in its column.

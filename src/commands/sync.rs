@@ -1,11 +1,20 @@
 //! `outlake sync`: one incremental run, with progress, a report, metrics and an exit code.
 
+use outlake_config::Shard;
+use outlake_config::shard::JOB_COMPLETION_INDEX;
 use outlake_pipeline::runner::{Cancel, RunOutcome, RunReport};
 
 use crate::cli::{ConfigArg, RunOutputArgs};
 use crate::{exit, progress, report};
 
-pub async fn run(config: ConfigArg, output: RunOutputArgs) -> u8 {
+pub async fn run(config: ConfigArg, output: RunOutputArgs, shard: Option<String>) -> u8 {
+    let shard = match shard.as_deref().map(|spec| Shard::parse(spec, std::env::var(JOB_COMPLETION_INDEX).ok().as_deref())).transpose() {
+        Ok(s) => s.unwrap_or_default(),
+        Err(m) => {
+            crate::logging::error(&format!("--shard (OUTLAKE_SHARD) {m}"));
+            return exit::CONFIG_OR_AUTH;
+        }
+    };
     let cfg = match super::load_config(&config) {
         Ok(c) => c,
         Err(code) => return code,
@@ -29,7 +38,7 @@ pub async fn run(config: ConfigArg, output: RunOutputArgs) -> u8 {
     let cancel = Cancel::default();
     install_interrupt(cancel.clone());
     let (sink, renderer) = progress::start(output.progress);
-    let result = crate::wiring::sync_once(&cfg, sink, cancel.clone()).await;
+    let result = crate::wiring::sync_once(&cfg, shard, sink, cancel.clone()).await;
     renderer.finish().await;
     match result {
         Ok(rep) => finish(&rep, &output),

@@ -264,6 +264,8 @@ async fn run_in_process_as(
         exclude_mailboxes: vec![],
         page_budget_bytes: 64 << 20,
         first_page_bytes: 1 << 20,
+        shard: Default::default(),
+        lease_ttl: Some(std::time::Duration::from_secs(60)),
     };
     let runner = Arc::new(Runner::new(source, lake, settings, progress, Arc::new(outlake_pipeline::seq::SeqGen::new(floor)), Cancel::default()));
     runner.run().await

@@ -98,6 +98,20 @@ fn contract_keys_load_exactly_as_written() {
     assert!(!dbg.contains("s3cr3t-value"), "{dbg}");
 }
 
+/// `limits.max_requests_per_sec` is off unless set; when set it is a positive whole number
+/// (issue 15).
+#[test]
+fn the_global_request_rate_is_off_unless_set() {
+    let _g = env_vars(&[]);
+    assert_eq!(load(Some(file(GOOD).path())).unwrap().limits.max_requests_per_sec, None);
+    let with = |line: &str| file(&GOOD.replace("max_concurrent_per_mailbox = 4", &format!("max_concurrent_per_mailbox = 4\n{line}")));
+    let c = load(Some(with("max_requests_per_sec = 2000").path())).unwrap();
+    assert_eq!(c.limits.max_requests_per_sec.map(|n| n.get()), Some(2000));
+    let e = load(Some(with("max_requests_per_sec = 0").path())).unwrap_err();
+    let p = problem(&e, "limits.max_requests_per_sec");
+    assert!(p.message.contains("positive") && p.example == "max_requests_per_sec = 2000", "{e}");
+}
+
 #[test]
 fn env_overrides_any_key() {
     let f = file(GOOD);

@@ -3,7 +3,10 @@
 //! Contract:
 //! - Every request carries `Authorization: Bearer …`, `Prefer: odata.maxpagesize=<n>,
 //!   IdType="ImmutableId"` (on links too: Graph does not encode headers into links), a fresh
-//!   `client-request-id`, and `Accept: application/json`; gzip is accepted.
+//!   `client-request-id` (a UUID v4 per attempt, as Microsoft asks clients to send, so one
+//!   attempt can be found in Graph's logs), `User-Agent: outlake/<version> (run <run id>)` (set
+//!   on the HTTP client, token requests included: [`super::options::GraphOptions::user_agent`]),
+//!   and `Accept: application/json`; gzip is accepted.
 //! - Every request first takes a [`Limiter`] permit for its mailbox (bucket + in-flight caps).
 //!   A 429 pauses that mailbox in the limiter for `Retry-After`, so all of its streams wait.
 //! - Failures are classified once ([`super::retry`]) and acted on here: retryable ones are sent
@@ -13,6 +16,11 @@
 //!   A 401 `InvalidAuthenticationToken` gets a new token and another try (up to
 //!   `MAX_TOKEN_REFRESHES` times for one request).
 //! - Bodies larger than `max_page_bytes` are refused (by `Content-Length`, and while streaming).
+//! - A metered request ([`GraphClient::get_metered`]) grows the memory lease the runner reserved
+//!   for it to what the response takes: to `Content-Length` before reading the body, else chunk
+//!   by chunk as it arrives, and to twice the body (the body and the batch made from it) before
+//!   the body is handed over. Growing may wait for pages in flight to be written
+//!   (`outlake_pipeline::budget`).
 //! - Counters per mailbox: requests, 429s, retries, bytes, and time spent waiting.
 
 use std::collections::HashMap;
@@ -21,6 +29,7 @@ use std::time::{Duration, SystemTime};
 
 use backon::{ExponentialBuilder, Retryable};
 use bytes::{Bytes, BytesMut};
+use outlake_pipeline::budget::PageLease;
 use outlake_pipeline::limiter::Limiter;
 use outlake_pipeline::source::{RequestStats, SourceError, SourceErrorKind};
 use parking_lot::Mutex;
@@ -148,6 +157,15 @@ impl GraphClient {
     /// Like [`GraphClient::get`], keeping Graph's answer to a failed request (operator checks
     /// tell a missing permission from other refusals by its status).
     pub async fn fetch<T>(&self, spec: &RequestSpec<'_>, handle: impl Fn(&[u8]) -> Result<T, BodyError>) -> Result<T, Failure> {
+        self.fetch_metered(spec, None, handle).await
+    }
+
+    /// Like [`GraphClient::get`], accounting the response in `memory` (module contract).
+    pub async fn get_metered<T>(&self, spec: &RequestSpec<'_>, memory: &PageLease, handle: impl Fn(&[u8]) -> Result<T, BodyError>) -> Result<T, SourceError> {
+        self.fetch_metered(spec, Some(memory), handle).await.map_err(|f| f.error)
+    }
+
+    async fn fetch_metered<T>(&self, spec: &RequestSpec<'_>, memory: Option<&PageLease>, handle: impl Fn(&[u8]) -> Result<T, BodyError>) -> Result<T, Failure> {
         let s = &self.settings;
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(500))
@@ -158,7 +176,7 @@ impl GraphClient {
         let attempts = std::sync::atomic::AtomicU32::new(0);
         let result = (|| {
             attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.attempt(spec, &handle)
+            self.attempt(spec, memory, &handle)
         })
         .retry(backoff)
         .sleep(tokio::time::sleep)
@@ -214,11 +232,15 @@ impl GraphClient {
         })
     }
 
-    async fn attempt<T>(&self, spec: &RequestSpec<'_>, handle: &impl Fn(&[u8]) -> Result<T, BodyError>) -> Result<T, AttemptError> {
+    async fn attempt<T>(&self, spec: &RequestSpec<'_>, memory: Option<&PageLease>, handle: &impl Fn(&[u8]) -> Result<T, BodyError>) -> Result<T, AttemptError> {
         let fail = AttemptError::fail;
         let key = spec.mailbox_key;
         let what = format!("GET {}", urls::redact(&spec.url));
-        let permit = self.limiter.acquire(key).await;
+        let permit = match spec.kind {
+            // The directory is limited per tenant and app, not per mailbox.
+            RequestKind::Users | RequestKind::Resolve | RequestKind::Me => self.limiter.acquire_unkeyed(key).await,
+            _ => self.limiter.acquire(key).await,
+        };
         if permit.waited >= Duration::from_millis(1) {
             self.count(key, |st| st.throttle_wait_ms += permit.waited.as_millis() as u64);
         }
@@ -246,9 +268,13 @@ impl GraphClient {
             };
             let status = resp.status();
             let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| parse_retry_after(v, SystemTime::now()));
-            let body = self.read_body(resp, &what).await?;
+            let body = self.read_body(resp, &what, memory).await?;
             self.count(key, |st| st.bytes += body.len() as u64);
             if status.is_success() {
+                if let Some(m) = memory {
+                    // The body and the batch normalized from it, about as large (normalize's rule).
+                    m.grow(2 * body.len() as u64).await;
+                }
                 return handle(&body).map_err(|e| match e {
                     BodyError::Retry(cause) => AttemptError::retry(format!("{what}: {cause}")),
                     BodyError::Fail(err) => fail(err),
@@ -280,7 +306,7 @@ impl GraphClient {
         }
     }
 
-    async fn read_body(&self, mut resp: reqwest::Response, what: &str) -> Result<Bytes, AttemptError> {
+    async fn read_body(&self, mut resp: reqwest::Response, what: &str, memory: Option<&PageLease>) -> Result<Bytes, AttemptError> {
         let max = self.settings.max_page_bytes;
         let too_big = |n: u64| {
             let e = SourceError::new(
@@ -297,6 +323,9 @@ impl GraphClient {
         {
             return Err(too_big(len));
         }
+        if let (Some(m), Some(len)) = (memory, resp.content_length()) {
+            m.grow(len).await;
+        }
         let cap = resp.content_length().unwrap_or(64 * 1024).min(max) as usize;
         let mut buf = BytesMut::with_capacity(cap);
         loop {
@@ -304,6 +333,9 @@ impl GraphClient {
                 Ok(Some(chunk)) => {
                     if (buf.len() + chunk.len()) as u64 > max {
                         return Err(too_big((buf.len() + chunk.len()) as u64));
+                    }
+                    if let Some(m) = memory {
+                        m.grow((buf.len() + chunk.len()) as u64).await;
                     }
                     buf.extend_from_slice(&chunk);
                 }

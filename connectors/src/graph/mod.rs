@@ -7,13 +7,15 @@
 //!   classifies failures once; [`errors`] reads Graph and token-endpoint error bodies;
 //! - [`urls`]: first-round URLs and link validation;
 //! - [`wire`] + [`normalize`] + [`schema`]: Graph JSON → Arrow;
-//! - [`source`]: [`source::GraphSource`], the `Source` implementation;
+//! - [`source`]: [`source::GraphSource`], the `Source` implementation; [`directory`]: which
+//!   mailboxes it syncs (directory listing, configured entries, probes);
 //! - [`check`] and [`estimate`]: the requests of `outlake check` and `outlake estimate`, with
 //!   typed answers.
 
 mod auth;
 pub(crate) mod check;
 mod client;
+pub(crate) mod directory;
 mod errors;
 pub(crate) mod estimate;
 pub(crate) mod normalize;

@@ -75,6 +75,8 @@ pub struct GraphOptions {
     pub window: Duration,
     pub max_concurrent_per_mailbox: u32,
     pub max_in_flight_total: u32,
+    /// Requests per second over all mailboxes (`limits.max_requests_per_sec`); `None`: no cap.
+    pub max_requests_per_sec: Option<std::num::NonZeroU32>,
     /// Attempts per request, the first included.
     pub retry_max_attempts: u32,
     /// Cap of one computed backoff wait.
@@ -85,6 +87,10 @@ pub struct GraphOptions {
     pub max_page_bytes: u64,
     /// Whole-request timeout (connect, headers and body).
     pub request_timeout: Duration,
+    /// The run these requests belong to: named in every request's `User-Agent`
+    /// ([`GraphOptions::user_agent`]) so that Graph's logs (and the simulator's) trace a request
+    /// to its worker. `None` outside a sync run (`check`, `estimate`).
+    pub run_id: Option<String>,
 }
 
 impl GraphOptions {
@@ -108,11 +114,22 @@ impl GraphOptions {
             window: Duration::from_secs(600),
             max_concurrent_per_mailbox: 4,
             max_in_flight_total: 64,
+            max_requests_per_sec: None,
             retry_max_attempts: 8,
             retry_max_wait: Duration::from_secs(60),
             retry_max_total: Duration::from_secs(600),
             max_page_bytes: 64 * 1024 * 1024,
             request_timeout: Duration::from_secs(120),
+            run_id: None,
+        }
+    }
+
+    /// The `User-Agent` of every request, token requests included: `outlake/<version>`, and
+    /// ` (run <run id>)` during a run.
+    pub fn user_agent(&self) -> String {
+        match &self.run_id {
+            Some(run) => format!("outlake/{} (run {run})", env!("CARGO_PKG_VERSION")),
+            None => format!("outlake/{}", env!("CARGO_PKG_VERSION")),
         }
     }
 
@@ -122,6 +139,7 @@ impl GraphOptions {
             window: self.window,
             max_concurrent_per_mailbox: self.max_concurrent_per_mailbox,
             max_in_flight_total: self.max_in_flight_total,
+            max_requests_per_sec: self.max_requests_per_sec,
         }
     }
 }

@@ -1,24 +1,15 @@
 //! [`GraphSource`]: the Microsoft Graph implementation of `outlake_pipeline::source::Source`.
 //!
 //! Contract:
-//! - `mailboxes`: `All` pages `/users` and probes each user's inbox; users without a mailbox
-//!   (404 `MailboxNotEnabledForRESTAPI` / `ErrorInvalidUser` / `ResourceNotFound`) go to
-//!   `skipped`. `List` resolves each entry with `/users/{x}` (ids are kept, UPNs become ids);
-//!   entries with glob characters select users of `/users` by id or UPN (case-insensitive),
-//!   probed and skipped like `All`.
-//!   A listed entry that cannot be resolved for a reason of its own (a 4xx other than a
-//!   directory refusal, e.g. 400 `BadRequest` or 404 `Request_ResourceNotFound`, which
-//!   [`super::retry`] classifies `SourceErrorKind::Mailbox`) fails alone: it goes to
-//!   `MailboxListing::failed`, the runner reports that mailbox failed and syncs the others.
-//!   Errors that stop the run (credentials, the directory refused) still stop it.
-//!   `Me` resolves `/me` and marks the mailbox `via_me`.
+//! - `mailboxes` / `mailboxes_known`: the directory listing, configured entries and probes
+//!   ([`super::directory`]).
 //! - `calendars`: `GET /users/{id}/calendars?$top=100` (`/me/calendars` for a `via_me`
 //!   mailbox), following `@odata.nextLink` (checked like every link) to the end of the listing
 //!   ([`RequestKind::Calendars`]: classified like any mailbox-level read). Each page is
 //!   normalized into `calendars` rows as it arrives (`_seq` in listing order); a calendar id
 //!   listed twice keeps its first row. `CalendarInfo`s and rows are in the same order. A
 //!   listing longer than [`MAX_CALENDAR_PAGES`] pages fails as `Partition`.
-//! - `fetch_page`: `PageRequest::Initial` builds the partition's first-round URL
+//! - `fetch_page` / `fetch_page_metered`: `PageRequest::Initial` builds the partition's first-round URL
 //!   (mail folders → `mailFolders/delta`; messages → the folder's `messages/delta` with
 //!   `$select`; events → `calendars/{calendar id}/calendarView/delta` with the configured
 //!   window, or the default calendar's `calendarView/delta` for the legacy partition without a
@@ -34,7 +25,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use async_trait::async_trait;
-use futures::StreamExt;
+use outlake_pipeline::budget::PageLease;
 use outlake_pipeline::limiter::Limiter;
 use outlake_pipeline::model::{Cursor, Mailbox, Page, PageRequest, PartitionKey, Stream};
 use outlake_pipeline::seq::SeqGen;
@@ -45,11 +36,10 @@ use super::client::{BodyError, ClientSettings, Failure, GraphClient, RequestSpec
 use super::normalize::{self, NormalizeContext, NormalizeErrorKind};
 use super::options::{GraphOptions, MailboxSelection};
 use super::retry::RequestKind;
+use super::directory::Probes;
 use super::urls;
-use super::wire::{User, UsersPage};
 
-/// Counters for requests that belong to no mailbox (directory listing).
-pub(super) const DIRECTORY_KEY: &str = "(directory)";
+pub(super) use super::directory::{DIRECTORY_KEY, json_error, user_of};
 
 /// Calendars listing pages after which the listing is taken not to end.
 pub const MAX_CALENDAR_PAGES: usize = 1_000;
@@ -57,13 +47,6 @@ pub const MAX_CALENDAR_PAGES: usize = 1_000;
 pub struct GraphSource {
     pub(super) opts: GraphOptions,
     pub(super) client: GraphClient,
-}
-
-/// Whether a discovered user has a mailbox.
-enum Probe {
-    Mailbox,
-    /// No mailbox, with Graph's code (or message) as the reason.
-    NoMailbox(String),
 }
 
 impl GraphSource {
@@ -85,7 +68,7 @@ impl GraphSource {
             .gzip(true)
             .timeout(opts.request_timeout)
             .connect_timeout(opts.request_timeout.min(std::time::Duration::from_secs(30)))
-            .user_agent(concat!("outlake/", env!("CARGO_PKG_VERSION")))
+            .user_agent(opts.user_agent())
             .build()
             .map_err(|e| SourceError::new(SourceErrorKind::Fatal, None, format!("could not build the HTTP client: {e}")))?;
         let tokens = TokenProvider::new(&opts, http.clone())?;
@@ -126,73 +109,82 @@ impl GraphSource {
         self.client.fetch(&spec, |body| serde_json::from_slice(body).map_err(|e| BodyError::Retry(format!("response body is not valid JSON: {e}")))).await
     }
 
+    /// One page of a partition's round (`Source::fetch_page`), accounted in `memory` when given.
+    async fn page(
+        &self,
+        mailbox: &Mailbox,
+        partition: &PartitionKey,
+        request: &PageRequest,
+        seq: &SeqGen,
+        run_id: &str,
+        memory: Option<&PageLease>,
+    ) -> Result<Page, SourceError> {
+        let g = &self.opts.graph_url;
+        let stream = partition.stream;
+        let folder = partition.folder_id.as_deref();
+        let url = match request {
+            PageRequest::Link(cursor) => {
+                urls::validate_link(cursor.url(), g).map_err(|e| SourceError::new(e.kind, e.code.clone(), format!("{partition}: {}", e.message)))?
+            }
+            PageRequest::Initial => match stream {
+                Stream::MailFolders => urls::folder_delta(g, mailbox),
+                Stream::Events => urls::event_delta(g, mailbox, folder, self.opts.calendar_start, self.opts.calendar_end),
+                Stream::Calendars | Stream::Mailboxes => return Err(calendars_not_paged(partition)),
+                Stream::Messages => {
+                    let folder =
+                        folder.ok_or_else(|| SourceError::new(SourceErrorKind::Fatal, None, format!("{partition}: a messages partition needs a folder id")))?;
+                    urls::message_delta(g, mailbox, folder, self.opts.fetch_bodies)
+                }
+            },
+        };
+        let kind = match stream {
+            Stream::MailFolders => RequestKind::FolderDelta,
+            Stream::Messages => RequestKind::MessageDelta,
+            Stream::Events => RequestKind::EventDelta,
+            Stream::Calendars | Stream::Mailboxes => return Err(calendars_not_paged(partition)),
+        };
+        let ctx = self.context(&mailbox.id, partition.folder_id.clone(), run_id);
+        let spec = RequestSpec { url, kind, mailbox_key: &mailbox.id, discovered: self.discovered() };
+        let normalized = |body: &[u8]| {
+            normalize::normalize_page(stream, body, &ctx, seq).map(|p| (p, body.len() as u64)).map_err(|e| match e.kind {
+                NormalizeErrorKind::Syntax => BodyError::Retry(e.message),
+                NormalizeErrorKind::Invalid => BodyError::Fail(SourceError::new(
+                    SourceErrorKind::Partition,
+                    None,
+                    format!(
+                        "{partition}: malformed page from Graph: {}; nothing of this page was committed and the next run retries it from the last commit",
+                        e.message
+                    ),
+                )),
+            })
+        };
+        let fetched = match memory {
+            Some(m) => self.client.get_metered(&spec, m, normalized).await,
+            None => self.client.get(&spec, normalized).await,
+        };
+        let (page, bytes) = fetched.map_err(|e| legacy_events_not_gone(partition, e))?;
+        // A link that leaves graph_url fails the page that carries it, so neither its rows nor
+        // the link are committed (a stored bad link would fail every later run as well).
+        for link in [&page.next_link, &page.delta_link].into_iter().flatten() {
+            urls::validate_link(link, g).map_err(|e| {
+                SourceError::new(e.kind, e.code.clone(), format!("{partition}: {}; nothing of the page that carried it was committed", e.message))
+            })?;
+        }
+        let cursor = match (page.next_link, page.delta_link) {
+            (Some(next), None) => Cursor::Next(next),
+            (None, Some(delta)) => Cursor::Delta(delta),
+            (Some(_), Some(_)) => {
+                return Err(SourceError::new(SourceErrorKind::Partition, None, format!("{partition}: page has both nextLink and deltaLink")));
+            }
+            (None, None) => {
+                return Err(SourceError::new(SourceErrorKind::Partition, None, format!("{partition}: page has neither nextLink nor deltaLink")));
+            }
+        };
+        Ok(Page { batch: page.batch, cursor, upserted_ids: page.upserted_ids, removed: page.removed, malformed_items: page.malformed_items, bytes })
+    }
+
     fn discovered(&self) -> bool {
         self.opts.mailboxes == MailboxSelection::All
-    }
-
-    async fn get_user(&self, url: url::Url, key: &str, kind: RequestKind) -> Result<Mailbox, SourceError> {
-        let spec = RequestSpec { url, kind, mailbox_key: key, discovered: false };
-        self.client.get(&spec, user_of).await
-    }
-
-    async fn list_users(&self) -> Result<Vec<Mailbox>, SourceError> {
-        let mut out = Vec::new();
-        let mut url = urls::users(&self.opts.graph_url);
-        loop {
-            let spec = RequestSpec { url, kind: RequestKind::Users, mailbox_key: DIRECTORY_KEY, discovered: true };
-            let (users, next) = self
-                .client
-                .get(&spec, |body| {
-                    let page: UsersPage<'_> = serde_json::from_slice(body).map_err(json_error)?;
-                    let users: Vec<Mailbox> = page.value.iter().filter_map(|u| Some(mailbox_of(u.id.as_deref()?, u))).collect();
-                    Ok((users, page.next_link))
-                })
-                .await?;
-            out.extend(users);
-            match next {
-                Some(link) => url = urls::validate_link(&link, &self.opts.graph_url)?,
-                None => return Ok(out),
-            }
-        }
-    }
-
-    /// Probe users (a few at a time) and split them into mailboxes and users without one.
-    async fn probe_all(&self, users: Vec<Mailbox>) -> Result<MailboxListing, SourceError> {
-        let concurrency = (self.opts.max_in_flight_total as usize).clamp(1, 16);
-        let probed: Vec<(Mailbox, Result<Probe, SourceError>)> = futures::stream::iter(users)
-            .map(|u| async move {
-                let r = self.probe(&u).await;
-                (u, r)
-            })
-            .buffered(concurrency)
-            .collect()
-            .await;
-        let mut listing = MailboxListing::default();
-        for (user, r) in probed {
-            match r? {
-                Probe::Mailbox => listing.mailboxes.push(user),
-                Probe::NoMailbox(reason) => listing.skipped.push((user.label().to_string(), format!("no mailbox ({reason})"))),
-            }
-        }
-        Ok(listing)
-    }
-
-    /// Whether a discovered user has a mailbox.
-    async fn probe(&self, user: &Mailbox) -> Result<Probe, SourceError> {
-        let spec = RequestSpec { url: urls::probe_inbox(&self.opts.graph_url, &user.id), kind: RequestKind::Probe, mailbox_key: &user.id, discovered: true };
-        // A probe succeeds on a readable folder, not on any 200: a truncated body is retried.
-        let readable = |body: &[u8]| {
-            serde_json::from_slice::<serde_json::Value>(body)
-                .map(|_| ())
-                .map_err(|e| BodyError::Retry(format!("response body is truncated or not valid JSON: {e}")))
-        };
-        match self.client.get(&spec, readable).await {
-            Ok(()) => Ok(Probe::Mailbox),
-            Err(e) if e.kind == SourceErrorKind::NoMailbox => Ok(Probe::NoMailbox(e.code.unwrap_or(e.message))),
-            // A refused mailbox (access policy, quota) is listed: it fails later with its reason.
-            Err(e) if e.kind == SourceErrorKind::Mailbox => Ok(Probe::Mailbox),
-            Err(e) => Err(e),
-        }
     }
 }
 
@@ -276,25 +268,6 @@ fn listing_of(batches: &[RecordBatch]) -> Result<CalendarListing, SourceError> {
     Ok(CalendarListing { calendars, batch })
 }
 
-/// The mailbox of a user from `/users/{x}` or `/me`.
-pub(super) fn user_of(body: &[u8]) -> Result<Mailbox, BodyError> {
-    let user: User<'_> = serde_json::from_slice(body).map_err(json_error)?;
-    let id = user.id.as_deref().ok_or_else(|| BodyError::Fail(SourceError::new(SourceErrorKind::Fatal, None, "user has no `id` in Graph's answer")))?;
-    Ok(mailbox_of(id, &user))
-}
-
-/// A mailbox from a user of Graph's answer, with what the `mailboxes` table keeps of it.
-fn mailbox_of(id: &str, user: &User<'_>) -> Mailbox {
-    Mailbox {
-        id: id.to_string(),
-        upn: user.user_principal_name.as_deref().map(str::to_string),
-        via_me: false,
-        mail: user.mail.as_deref().map(str::to_string),
-        display_name: user.display_name.as_deref().map(str::to_string),
-        account_enabled: user.account_enabled.0,
-    }
-}
-
 fn calendars_not_paged(partition: &PartitionKey) -> SourceError {
     SourceError::new(
         SourceErrorKind::Fatal,
@@ -312,133 +285,38 @@ fn legacy_events_not_gone(partition: &PartitionKey, e: SourceError) -> SourceErr
     e
 }
 
-pub(super) fn json_error(e: serde_json::Error) -> BodyError {
-    use serde_json::error::Category;
-    match e.classify() {
-        Category::Data => BodyError::Fail(SourceError::new(SourceErrorKind::Fatal, None, format!("Graph's answer about users is not what was expected: {e}"))),
-        _ => BodyError::Retry(format!("response body is truncated or not valid JSON: {e}")),
-    }
-}
-
 #[async_trait]
 impl Source for GraphSource {
     async fn mailboxes(&self) -> Result<MailboxListing, SourceError> {
-        match &self.opts.mailboxes {
-            MailboxSelection::Me => {
-                let mut me = self.get_user(urls::me(&self.opts.graph_url), DIRECTORY_KEY, RequestKind::Me).await?;
-                me.via_me = true;
-                Ok(MailboxListing { mailboxes: vec![me], ..MailboxListing::default() })
-            }
-            MailboxSelection::List(entries) => {
-                // Ids and UPNs are resolved one by one; glob entries select from the directory
-                // (like "all", users without a mailbox are skipped).
-                let (globs, literals): (Vec<&String>, Vec<&String>) = entries.iter().partition(|e| outlake_config::is_glob(e));
-                let mut listing = MailboxListing::default();
-                let mut seen = HashSet::new();
-                for entry in literals {
-                    let url = urls::resolve_user(&self.opts.graph_url, entry);
-                    let mb = match self.get_user(url, DIRECTORY_KEY, RequestKind::Resolve).await {
-                        Ok(mb) => mb,
-                        Err(e) => {
-                            let e = SourceError::new(e.kind, e.code, format!("mailbox `{entry}` listed in the config could not be resolved: {}", e.message));
-                            if !matches!(e.kind, SourceErrorKind::Mailbox | SourceErrorKind::NoMailbox) {
-                                return Err(e);
-                            }
-                            // This entry fails alone (module contract).
-                            tracing::warn!(mailbox = %entry, error = %e.message, "listed mailbox could not be resolved");
-                            listing.failed.push((entry.clone(), SourceError { kind: SourceErrorKind::Mailbox, ..e }));
-                            continue;
-                        }
-                    };
-                    if seen.insert(mb.id.clone()) {
-                        listing.mailboxes.push(mb);
-                    }
-                }
-                if !globs.is_empty() {
-                    let patterns: Vec<glob::Pattern> = globs.iter().filter_map(|g| glob::Pattern::new(g).ok()).collect();
-                    let opts = glob::MatchOptions { case_sensitive: false, ..Default::default() };
-                    let users: Vec<Mailbox> = self
-                        .list_users()
-                        .await?
-                        .into_iter()
-                        .filter(|u| !seen.contains(&u.id))
-                        .filter(|u| patterns.iter().any(|p| p.matches_with(&u.id, opts) || u.upn.as_deref().is_some_and(|n| p.matches_with(n, opts))))
-                        .collect();
-                    let found = self.probe_all(users).await?;
-                    listing.mailboxes.extend(found.mailboxes);
-                    listing.skipped.extend(found.skipped);
-                }
-                Ok(listing)
-            }
-            MailboxSelection::All => {
-                let users = self.list_users().await?;
-                self.probe_all(users).await
-            }
-        }
+        self.list_mailboxes(Probes { synced: &HashSet::new(), defer: false }).await
+    }
+
+    async fn mailboxes_known(&self, synced: &HashSet<String>) -> Result<MailboxListing, SourceError> {
+        self.list_mailboxes(Probes { synced, defer: false }).await
+    }
+
+    async fn mailboxes_unprobed(&self, synced: &HashSet<String>) -> Result<MailboxListing, SourceError> {
+        self.list_mailboxes(Probes { synced, defer: true }).await
+    }
+
+    async fn probe_mailbox(&self, mailbox: &Mailbox) -> Result<Option<String>, SourceError> {
+        self.probe_user(mailbox).await
     }
 
     async fn fetch_page(&self, mailbox: &Mailbox, partition: &PartitionKey, request: &PageRequest, seq: &SeqGen, run_id: &str) -> Result<Page, SourceError> {
-        let g = &self.opts.graph_url;
-        let stream = partition.stream;
-        let folder = partition.folder_id.as_deref();
-        let url = match request {
-            PageRequest::Link(cursor) => {
-                urls::validate_link(cursor.url(), g).map_err(|e| SourceError::new(e.kind, e.code.clone(), format!("{partition}: {}", e.message)))?
-            }
-            PageRequest::Initial => match stream {
-                Stream::MailFolders => urls::folder_delta(g, mailbox),
-                Stream::Events => urls::event_delta(g, mailbox, folder, self.opts.calendar_start, self.opts.calendar_end),
-                Stream::Calendars | Stream::Mailboxes => return Err(calendars_not_paged(partition)),
-                Stream::Messages => {
-                    let folder =
-                        folder.ok_or_else(|| SourceError::new(SourceErrorKind::Fatal, None, format!("{partition}: a messages partition needs a folder id")))?;
-                    urls::message_delta(g, mailbox, folder, self.opts.fetch_bodies)
-                }
-            },
-        };
-        let kind = match stream {
-            Stream::MailFolders => RequestKind::FolderDelta,
-            Stream::Messages => RequestKind::MessageDelta,
-            Stream::Events => RequestKind::EventDelta,
-            Stream::Calendars | Stream::Mailboxes => return Err(calendars_not_paged(partition)),
-        };
-        let ctx = self.context(&mailbox.id, partition.folder_id.clone(), run_id);
-        let spec = RequestSpec { url, kind, mailbox_key: &mailbox.id, discovered: self.discovered() };
-        let (page, bytes) = self
-            .client
-            .get(&spec, |body| {
-                normalize::normalize_page(stream, body, &ctx, seq).map(|p| (p, body.len() as u64)).map_err(|e| match e.kind {
-                    NormalizeErrorKind::Syntax => BodyError::Retry(e.message),
-                    NormalizeErrorKind::Invalid => BodyError::Fail(SourceError::new(
-                        SourceErrorKind::Partition,
-                        None,
-                        format!(
-                            "{partition}: malformed page from Graph: {}; nothing of this page was committed and the next run retries it from the last commit",
-                            e.message
-                        ),
-                    )),
-                })
-            })
-            .await
-            .map_err(|e| legacy_events_not_gone(partition, e))?;
-        // A link that leaves graph_url fails the page that carries it, so neither its rows nor
-        // the link are committed (a stored bad link would fail every later run as well).
-        for link in [&page.next_link, &page.delta_link].into_iter().flatten() {
-            urls::validate_link(link, g).map_err(|e| {
-                SourceError::new(e.kind, e.code.clone(), format!("{partition}: {}; nothing of the page that carried it was committed", e.message))
-            })?;
-        }
-        let cursor = match (page.next_link, page.delta_link) {
-            (Some(next), None) => Cursor::Next(next),
-            (None, Some(delta)) => Cursor::Delta(delta),
-            (Some(_), Some(_)) => {
-                return Err(SourceError::new(SourceErrorKind::Partition, None, format!("{partition}: page has both nextLink and deltaLink")));
-            }
-            (None, None) => {
-                return Err(SourceError::new(SourceErrorKind::Partition, None, format!("{partition}: page has neither nextLink nor deltaLink")));
-            }
-        };
-        Ok(Page { batch: page.batch, cursor, upserted_ids: page.upserted_ids, removed: page.removed, malformed_items: page.malformed_items, bytes })
+        self.page(mailbox, partition, request, seq, run_id, None).await
+    }
+
+    async fn fetch_page_metered(
+        &self,
+        mailbox: &Mailbox,
+        partition: &PartitionKey,
+        request: &PageRequest,
+        seq: &SeqGen,
+        run_id: &str,
+        memory: &PageLease,
+    ) -> Result<Page, SourceError> {
+        self.page(mailbox, partition, request, seq, run_id, Some(memory)).await
     }
 
     async fn well_known_folder(&self, mailbox: &Mailbox, name: &str) -> Result<Option<String>, SourceError> {

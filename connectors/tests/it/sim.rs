@@ -480,3 +480,54 @@ async fn a_calendars_events_carry_its_id_and_a_deleted_calendar_is_gone() {
     assert_eq!(after.calendars.len(), listing.calendars.len() - 1);
     sim.shutdown().await;
 }
+
+/// Discovery (issue 15): the listing's users are probed while later pages are fetched, many at
+/// once (not 16), in the directory's order across pages; a mailbox that already has commits is
+/// not probed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_probes_only_unsynced_users_many_at_once_in_directory_order() {
+    // 1,200 users: two `/users` pages of up to 999.
+    let sim = start(SimConfig { users: 1200, messages_per_mailbox: 0, events_per_mailbox: 0, latency: Duration::from_millis(20), ..SimConfig::default() }).await;
+    let with_mailbox = sim.mailbox_ids();
+    let synced: HashSet<String> = with_mailbox.iter().step_by(2).cloned().collect();
+    let mut opts = options(&sim, &sim.client_secret());
+    opts.max_in_flight_total = 64;
+    let src = GraphSource::new(opts).unwrap();
+    let listing = src.mailboxes_known(&synced).await.unwrap();
+    let ids: Vec<&str> = listing.mailboxes.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, with_mailbox.iter().map(String::as_str).collect::<Vec<_>>(), "every mailbox, in the directory's order");
+    assert_eq!(listing.skipped.len(), 1, "the user without a mailbox: {:?}", listing.skipped);
+    let stats = sim.stats();
+    assert_eq!(stats["requests_by_kind"]["users"], 2, "two listing pages");
+    let probes = stats["requests_by_kind"]["mail_folder"].as_u64().unwrap();
+    assert_eq!(probes as usize, sim.user_ids().len() - synced.len(), "users with commits are not probed");
+    let at_once = stats["in_flight"]["max_by_kind"]["mail_folder"].as_u64().unwrap();
+    assert!(at_once > 16, "probes ran {at_once} at once");
+    sim.shutdown().await;
+}
+
+/// A metered page grows its memory lease from a small reservation to what the response took:
+/// the body and the batch made from it (issue 15).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metered_page_grows_its_lease_to_the_response() {
+    use outlake_pipeline::budget::PageBudget;
+    let sim = start(small()).await;
+    let mb = Mailbox { id: sim.mailbox_ids()[0].clone(), ..Mailbox::default() };
+    let src = GraphSource::new(options(&sim, &sim.client_secret())).unwrap();
+    let seq = SeqGen::new(0);
+    let part = PartitionKey::new(&mb.id, Stream::MailFolders, None);
+    let folders = round(&src, &mb, &part, PageRequest::Initial, &seq).await.0;
+    let folder_ids: Vec<String> = folders.iter().flat_map(|b| b.column_by_name("id").unwrap().as_string::<i32>().iter().flatten().map(str::to_string).collect::<Vec<_>>()).collect();
+    let budget = PageBudget::new(64 << 20);
+    let mut largest = 0;
+    for folder in folder_ids {
+        let part = PartitionKey::new(&mb.id, Stream::Messages, Some(folder));
+        let lease = budget.reserve(1024).await;
+        let page = src.fetch_page_metered(&mb, &part, &PageRequest::Initial, &seq, "r", &lease).await.unwrap();
+        assert_eq!(lease.held_kib() as u64, (2 * page.bytes).div_ceil(1024).max(1), "the body and its batch");
+        assert_eq!(budget.available_kib() + lease.held_kib(), budget.total_kib());
+        largest = largest.max(page.bytes);
+    }
+    assert!(largest > 8 * 1024, "a page worth measuring ({largest} bytes)");
+    sim.shutdown().await;
+}

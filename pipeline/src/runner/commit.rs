@@ -1,11 +1,13 @@
 //! The commit stage of a partition: one commit record per position (through [`Lake::commit`]),
-//! carrying the state, the round, the cursor and the `_seq` high-water mark.
+//! carrying the state, the round, the cursor and the `_seq` high-water mark. Each commit first
+//! checks that the worker still holds the mailbox's lease ([`MailboxLease::check`]).
 //!
 //! [`Lake::commit`]: crate::lake::Lake::commit
 
 use std::sync::Arc;
 
 use crate::lake::{CommitRequest, DynLake, LakeError};
+use crate::lease::MailboxLease;
 use crate::model::{Checkpoint, Cursor, PartitionKey, PartitionState, RoundInfo, StagedFile};
 use crate::progress::{Progress, ProgressEvent};
 use crate::seq::SeqGen;
@@ -19,6 +21,8 @@ pub(super) struct Committer {
     pub run_id: String,
     pub seq: Arc<SeqGen>,
     pub progress: Progress,
+    /// The mailbox's lease, checked before every commit: a worker that lost it never commits.
+    pub lease: Option<Arc<MailboxLease>>,
 }
 
 /// One new position.
@@ -34,6 +38,9 @@ pub(super) struct NewPosition<'a> {
 impl Committer {
     pub async fn commit(&mut self, pos: NewPosition<'_>) -> Result<(), LakeError> {
         let rows = pos.rows;
+        if let Some(lease) = &self.lease {
+            lease.check().await?;
+        }
         let cp = self
             .lake
             .commit(CommitRequest {

@@ -52,6 +52,13 @@ impl Runner {
         }
 
         let plan = plan_children(&mb.id, Stream::Messages, &existing, &present, &selected, &self.configured_scope(Stream::Messages));
+        // A baseline's first response is about as large as its folder (up to a page): the fetch
+        // reserves that much instead of a guess (`crate::budget`).
+        for p in plan.iter().filter(|p| matches!(p.action, Action::Baseline | Action::Rebaseline(_))) {
+            if let Some(items) = p.partition.folder_id.as_ref().and_then(|f| folders.get(f)).and_then(|k| k.item_count) {
+                self.budget.expect_items(&p.partition, items.max(0) as u64);
+            }
+        }
         if !scope.is_everything() {
             // Progress: the items of selected folders about to be baselined (never synced, or
             // parked and now back in scope).

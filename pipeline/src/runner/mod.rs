@@ -38,10 +38,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
+use outlake_config::Shard;
 use parking_lot::Mutex;
 
 use crate::budget::PageBudget;
 use crate::lake::{DynLake, LakeError};
+use crate::lease::{Acquired, LeaseHolder, Leases, MailboxLease};
 use crate::model::{CalendarWindow, Mailbox, PartitionKey, Stream};
 use crate::plan::Membership;
 use crate::progress::{Progress, ProgressEvent};
@@ -50,7 +52,7 @@ use crate::seq::SeqGen;
 use crate::source::{DynSource, SourceError, SourceErrorKind};
 
 pub use error::PartitionError;
-pub use report::{FailureKind, FatalKind, MailboxReport, MailboxStatus, PartitionFailure, RunOutcome, RunReport, StreamReport};
+pub use report::{FailureKind, FatalKind, LeaseReport, MailboxReport, MailboxStatus, PartitionFailure, RunOutcome, RunReport, StreamReport};
 
 use partition::PartitionOutcome;
 
@@ -107,6 +109,11 @@ pub struct RunSettings {
     /// What a partition's first request is expected to need (response body + batch) before
     /// the budget learns from its pages.
     pub first_page_bytes: u64,
+    /// Which of the listed mailboxes this worker takes (`--shard`).
+    pub shard: Shard,
+    /// How long a mailbox lease holds without a renewal; `None` leases nothing (tests of the
+    /// engine alone).
+    pub lease_ttl: Option<Duration>,
 }
 
 /// Thrown out of a mailbox to stop the run.
@@ -127,12 +134,29 @@ pub struct Runner {
     fatal: Mutex<Option<SourceError>>,
     budget: PageBudget,
     throttle: crate::progress::ThrottleMeter,
+    /// Mailbox leases, when the lake keeps them and `lease_ttl` is set.
+    leases: Option<Leases>,
+    /// The leases this worker holds now, by mailbox id (the committers check them).
+    held: Mutex<std::collections::HashMap<String, Arc<MailboxLease>>>,
+    /// When this run started: draining with other workers, a mailbox another worker finished
+    /// since then (less a TTL, for workers started a little earlier) is not synced again.
+    started_at: chrono::DateTime<chrono::Utc>,
+    /// Listed mailboxes whose user was not probed yet (probed under the lease).
+    unprobed: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Runner {
     pub fn new(source: DynSource, lake: DynLake, settings: RunSettings, progress: Progress, seq: Arc<SeqGen>, cancel: Cancel) -> Self {
         let budget = PageBudget::new(settings.page_budget_bytes);
+        let leases = match (lake.leases(), settings.lease_ttl) {
+            (Some(store), Some(ttl)) => Some(Leases::new(store, LeaseHolder::this_process(&settings.run_id), ttl)),
+            _ => None,
+        };
         Runner {
+            leases,
+            held: Mutex::default(),
+            unprobed: Mutex::default(),
+            started_at: chrono::Utc::now(),
             source,
             lake,
             settings,
@@ -151,10 +175,26 @@ impl Runner {
         Ok(lake.list(None).await?.iter().map(|c| c.high_water_seq.max(c.round.started_seq)).max().unwrap_or(0))
     }
 
+    /// Mailboxes with at least one commit (the source skips checks it made when they were first
+    /// synced). A lake that cannot be listed gives none: the checks are made again.
+    async fn synced_mailboxes(&self) -> std::collections::HashSet<String> {
+        match self.lake.list(None).await {
+            Ok(commits) => commits.into_iter().map(|c| c.partition.mailbox_id).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list the commits; every discovered mailbox is probed again");
+                Default::default()
+            }
+        }
+    }
+
     pub async fn run(self: Arc<Self>) -> RunReport {
         let started_at = chrono::Utc::now();
         let t0 = Instant::now();
-        let mut listing = match self.source.mailboxes().await {
+        // With leases, a discovered user is probed by the worker that takes its lease (so that two
+        // workers never probe one mailbox at once, and a shard probes only its own).
+        let synced = self.synced_mailboxes().await;
+        let listed = if self.leases.is_some() { self.source.mailboxes_unprobed(&synced).await } else { self.source.mailboxes_known(&synced).await };
+        let mut listing = match listed {
             Ok(l) => l,
             Err(e) => {
                 return RunReport {
@@ -177,6 +217,15 @@ impl Runner {
             }
             !hit
         });
+        *self.unprobed.lock() = std::mem::take(&mut listing.unprobed);
+        let shard = self.settings.shard;
+        let listed = listing.mailboxes.len();
+        listing.mailboxes.retain(|mb| shard.takes(&mb.id));
+        if let Shard::Hashed { .. } = shard {
+            tracing::info!(shard = %shard, mailboxes = listing.mailboxes.len(), listed, "shard selected its mailboxes");
+        }
+        let start = shard.start_of(listing.mailboxes.len());
+        listing.mailboxes.rotate_left(start);
         self.progress.emit(ProgressEvent::RunStarted { mailboxes: listing.mailboxes.len() });
         let mut reports: Vec<MailboxReport> = listing
             .skipped
@@ -192,11 +241,33 @@ impl Runner {
             reports.push(MailboxReport::unresolved(who, e));
         }
         let this = self.clone();
+        let by_id: BTreeMap<String, Mailbox> = listing.mailboxes.iter().map(|mb| (mb.id.clone(), mb.clone())).collect();
         let mut done: Vec<MailboxReport> = stream::iter(listing.mailboxes)
             .map(|mb| this.clone().run_mailbox(mb))
             .buffer_unordered(self.settings.max_parallel_mailboxes.max(1))
             .collect()
             .await;
+        if shard.is_any() {
+            // Draining with other workers: the mailboxes that were busy are waited for, so that
+            // the drain ends only when every mailbox was synced by someone.
+            let (busy, mut finished): (Vec<_>, Vec<_>) = done.into_iter().partition(|r| r.status == MailboxStatus::Busy);
+            let waited: Vec<MailboxReport> = stream::iter(busy)
+                .map(|r| {
+                    let mb = by_id.get(&r.mailbox_id).cloned();
+                    let this = this.clone();
+                    async move {
+                        match mb {
+                            Some(mb) => this.wait_for_mailbox(mb, r).await,
+                            None => r,
+                        }
+                    }
+                })
+                .buffer_unordered(self.settings.max_parallel_mailboxes.max(1))
+                .collect()
+                .await;
+            finished.extend(waited);
+            done = finished;
+        }
         done.sort_by(|a, b| a.label.cmp(&b.label));
         reports.extend(done);
         let fatal = self.fatal.lock().clone();
@@ -211,7 +282,101 @@ impl Runner {
         }
     }
 
+    /// Take the mailbox's lease (when leasing), sync it, give the lease back.
     async fn run_mailbox(self: Arc<Self>, mb: Mailbox) -> MailboxReport {
+        let Some(leases) = self.leases.clone() else { return self.sync_mailbox(mb).await };
+        if self.stop.is_stopped() {
+            return self.sync_mailbox(mb).await;
+        }
+        let drained_since = self.settings.shard.is_any().then(|| self.started_at - chrono::Duration::from_std(leases.ttl()).unwrap_or_default());
+        let lease = match leases.acquire(&mb.id, drained_since).await {
+            Ok(Acquired::Held(lease)) => lease,
+            Ok(Acquired::Busy(rec)) => {
+                tracing::info!(mailbox = %mb.label(), holder = %rec.holder, until = %rec.expires_at.to_rfc3339(), "mailbox busy: another worker holds its lease; left alone");
+                self.progress.emit(ProgressEvent::MailboxSkipped { mailbox: mb.label().to_string(), reason: format!("busy: leased by {}", rec.holder) });
+                return MailboxReport::leased_elsewhere(&mb.id, mb.label(), MailboxStatus::Busy, &rec);
+            }
+            Ok(Acquired::Done(rec)) => {
+                tracing::info!(mailbox = %mb.label(), by = %rec.holder, at = %rec.expires_at.to_rfc3339(), "mailbox already synced by another worker in this drain");
+                self.progress.emit(ProgressEvent::MailboxSkipped { mailbox: mb.label().to_string(), reason: format!("synced by {}", rec.holder) });
+                return MailboxReport::leased_elsewhere(&mb.id, mb.label(), MailboxStatus::SyncedElsewhere, &rec);
+            }
+            Err(e) => {
+                tracing::warn!(mailbox = %mb.label(), error = %e, "mailbox failed: its lease could not be taken");
+                let mut report = MailboxReport::skipped(&mb.id, "");
+                report.label = mb.label().to_string();
+                report.status = MailboxStatus::Failed;
+                report.error = Some(format!("taking the mailbox lease: {e}"));
+                return report;
+            }
+        };
+        self.held.lock().insert(mb.id.clone(), lease.clone());
+        let renewals = tokio::spawn(lease.clone().keep_alive());
+        let report = match self.probe_under_lease(&mb).await {
+            Ok(None) => self.clone().sync_mailbox(mb.clone()).await,
+            Ok(Some(why)) => {
+                self.progress.emit(ProgressEvent::MailboxSkipped { mailbox: mb.label().to_string(), reason: why.clone() });
+                tracing::info!(mailbox = %mb.label(), reason = %why, "skipped: user has no mailbox");
+                MailboxReport { mailbox_id: mb.id.clone(), ..MailboxReport::skipped(mb.label(), &why) }
+            }
+            Err(e) => self.clone().mailbox_failed_early(&mb, e),
+        };
+        self.held.lock().remove(&mb.id);
+        let released = lease.release(report.status == MailboxStatus::Ok).await;
+        if let Err(e) = renewals.await {
+            tracing::error!(mailbox = %mb.label(), error = %e, "the lease renewal task of a mailbox panicked (a bug)");
+        }
+        if let Err(e) = released {
+            tracing::warn!(mailbox = %mb.label(), error = %e, "could not give the mailbox lease back; other workers can take it when it expires");
+        }
+        report
+    }
+
+    /// The probe the listing left to the lease holder: `Some(reason)` when the user has no
+    /// mailbox.
+    async fn probe_under_lease(&self, mb: &Mailbox) -> Result<Option<String>, SourceError> {
+        if !self.unprobed.lock().contains(&mb.id) {
+            return Ok(None);
+        }
+        self.source.probe_mailbox(mb).await
+    }
+
+    /// A mailbox whose probe failed: failed alone, or the run stops (credentials refused).
+    fn mailbox_failed_early(self: Arc<Self>, mb: &Mailbox, e: SourceError) -> MailboxReport {
+        if matches!(e.kind, SourceErrorKind::Auth | SourceErrorKind::Fatal) {
+            let mut f = self.fatal.lock();
+            if f.is_none() {
+                *f = Some(e.clone());
+            }
+            self.stop.fatal.store(true, Ordering::SeqCst);
+        }
+        tracing::warn!(mailbox = %mb.label(), error = %e.message, "mailbox failed: it could not be probed");
+        let mut report = MailboxReport::unresolved(&mb.id, &e);
+        report.label = mb.label().to_string();
+        report
+    }
+
+    /// Draining: wait until a busy mailbox's lease is given back or expires, then sync it
+    /// (or find that its holder finished it).
+    async fn wait_for_mailbox(self: Arc<Self>, mb: Mailbox, mut report: MailboxReport) -> MailboxReport {
+        let Some(ttl) = self.leases.as_ref().map(|l| l.ttl()) else { return report };
+        while report.status == MailboxStatus::Busy && !self.stop.is_stopped() {
+            let until = report.lease.as_ref().map_or_else(chrono::Utc::now, |l| l.until);
+            // Look again at the expiry, or sooner (a release): every sixth of the TTL.
+            let wait = (until - chrono::Utc::now()).to_std().unwrap_or_default().min(ttl / 6).max(Duration::from_millis(100));
+            let deadline = tokio::time::Instant::now() + wait;
+            while tokio::time::Instant::now() < deadline && !self.stop.is_stopped() {
+                tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_secs(1))).await;
+            }
+            if self.stop.is_stopped() {
+                break;
+            }
+            report = self.clone().run_mailbox(mb.clone()).await;
+        }
+        report
+    }
+
+    async fn sync_mailbox(self: Arc<Self>, mb: Mailbox) -> MailboxReport {
         let t0 = Instant::now();
         self.progress.emit(ProgressEvent::MailboxStarted { mailbox_id: mb.id.clone(), label: mb.label().to_string() });
         let mut run = MailboxRun::default();
@@ -272,6 +437,7 @@ impl Runner {
             retries: stats.retries,
             throttle_wait_ms: stats.throttle_wait_ms,
             duration_ms: t0.elapsed().as_millis() as u64,
+            lease: None,
         }
     }
 }

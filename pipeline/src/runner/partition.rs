@@ -211,6 +211,7 @@ impl Runner {
             run_id: self.settings.run_id.clone(),
             seq: self.seq.clone(),
             progress: self.progress.clone(),
+            lease: self.held.lock().get(&part.mailbox_id).cloned(),
         }
     }
 

@@ -136,6 +136,29 @@ pub enum MailboxStatus {
     Failed,
     /// The user has no mailbox.
     Skipped,
+    /// Another worker holds the mailbox's lease (who, until when: `lease`); it was left alone.
+    Busy,
+    /// Draining with other workers (`--shard any`): another worker already synced it during
+    /// this drain (who, when: `lease`).
+    SyncedElsewhere,
+}
+
+/// The lease that kept a mailbox from this run ([`MailboxStatus::Busy`],
+/// [`MailboxStatus::SyncedElsewhere`]).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LeaseReport {
+    /// `<host>/<pid>` of the worker.
+    pub worker: String,
+    pub run_id: String,
+    /// Busy: until when the lease holds without a renewal. Synced elsewhere: when it was
+    /// released.
+    pub until: chrono::DateTime<chrono::Utc>,
+}
+
+impl LeaseReport {
+    pub fn of(record: &crate::lease::LeaseRecord) -> LeaseReport {
+        LeaseReport { worker: record.holder.worker.clone(), run_id: record.holder.run_id.clone(), until: record.expires_at }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -150,9 +173,24 @@ pub struct MailboxReport {
     pub retries: u64,
     pub throttle_wait_ms: u64,
     pub duration_ms: u64,
+    /// Set for `busy` and `synced_elsewhere`: the other worker's lease.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseReport>,
 }
 
 impl MailboxReport {
+    /// A mailbox another worker holds (or, draining, already synced).
+    pub fn leased_elsewhere(id: &str, label: &str, status: MailboxStatus, record: &crate::lease::LeaseRecord) -> Self {
+        MailboxReport {
+            mailbox_id: id.to_string(),
+            label: label.to_string(),
+            status,
+            error: None,
+            lease: Some(LeaseReport::of(record)),
+            ..MailboxReport::skipped(id, "")
+        }
+    }
+
     /// A listed mailbox that could not be resolved: failed, with the reason.
     pub fn unresolved(who: &str, error: &crate::source::SourceError) -> Self {
         MailboxReport { status: MailboxStatus::Failed, error: Some(error.message.clone()), ..MailboxReport::skipped(who, "") }
@@ -171,6 +209,7 @@ impl MailboxReport {
             retries: 0,
             throttle_wait_ms: 0,
             duration_ms: 0,
+            lease: None,
         }
     }
 }

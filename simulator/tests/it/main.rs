@@ -6,6 +6,7 @@ mod calendars;
 mod delta;
 mod errors;
 mod faults;
+mod requests;
 mod throttle;
 
 use outlake_simulator::{SimConfig, Simulator};

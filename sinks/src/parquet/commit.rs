@@ -119,7 +119,7 @@ fn conflict(state: &StoreRoot, partition: &PartitionKey, seq: u64) -> LakeError 
     LakeError::new(
         LakeErrorKind::Conflict,
         Some(state.url_of(&layout::commit_record_path(partition, seq))),
-        format!("another outlake process committed {partition} position {seq} first; stop the other process or wait"),
+        format!("another outlake process committed position {seq} of this {} partition first; its rows are in the next run", partition.stream),
     )
 }
 

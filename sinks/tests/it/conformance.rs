@@ -10,6 +10,7 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use outlake_pipeline::keys::Fingerprinter;
 use outlake_pipeline::lake::{Lake, LakeErrorKind};
+use outlake_pipeline::lease::{Acquired, LeaseHolder, Leases};
 use outlake_pipeline::model::{Checkpoint, PartitionKey, PartitionState, Stream};
 use outlake_sinks::format;
 use outlake_sinks::{ObjectLake, WriterSettings};
@@ -199,7 +200,7 @@ pub async fn sequential_conflict(b: &Backend) {
     let files = stage(&other, &p, &[rows_batch("mbx-1", Some("inbox"), 11, 5)]).await;
     let err = other.commit(request(&p, Some(first), files)).await.unwrap_err();
     assert_eq!(err.kind, LakeErrorKind::Conflict);
-    assert!(err.message.contains(&format!("committed {p} position 2 first")), "{err}");
+    assert!(err.message.contains("committed position 2 of this messages partition first"), "{err}");
     // First commit of a partition that already has one.
     let files = stage(&other, &p, &[rows_batch("mbx-1", Some("inbox"), 11, 5)]).await;
     assert_eq!(other.commit(request(&p, None, files)).await.unwrap_err().kind, LakeErrorKind::Conflict);
@@ -403,6 +404,85 @@ pub async fn list_and_prune(b: &Backend) {
     assert_eq!(lake.current_keys(&inbox).await.unwrap().len(), 14);
 }
 
+fn lease_holder(i: usize) -> LeaseHolder {
+    LeaseHolder { worker: format!("pod-{i}/1"), run_id: format!("run-{i}") }
+}
+
+/// 16 workers (each its own lake handle) race for a free mailbox: one wins generation 1.
+pub async fn lease_race_has_one_winner(b: &Backend) {
+    let (_, prefix) = b.lake().await;
+    let mut contenders = Vec::new();
+    for i in 0..16 {
+        let lake = b.open(&prefix, WriterSettings::default()).await;
+        contenders.push(Leases::new(lake.leases().unwrap(), lease_holder(i), Duration::from_secs(60)));
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(contenders.len()));
+    let tasks: Vec<_> = contenders
+        .into_iter()
+        .map(|l| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                match l.acquire("mbx-1", None).await.unwrap() {
+                    Acquired::Held(lease) => Some((l.holder().clone(), lease.record().await.generation)),
+                    Acquired::Busy(_) => None,
+                    Acquired::Done(r) => panic!("nothing was done yet: {r:?}"),
+                }
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for t in tasks {
+        winners.extend(t.await.unwrap());
+    }
+    assert_eq!(winners.len(), 1, "exactly one winner: {winners:?}");
+    assert_eq!(winners[0].1, 1);
+    let lake = b.open(&prefix, WriterSettings::default()).await;
+    let latest = lake.leases().unwrap().latest_lease("mbx-1").await.unwrap().unwrap();
+    assert_eq!((latest.generation, &latest.holder), (1, &winners[0].0));
+    assert_eq!(lake.leases().unwrap().list_leases().await.unwrap(), vec![latest]);
+}
+
+/// A lease whose holder stopped renewing is taken over exactly once, and the old holder's next
+/// check before a commit fails as a conflict.
+pub async fn expired_lease_is_taken_over_once(b: &Backend) {
+    let (lake, prefix) = b.lake().await;
+    let first = Leases::new(lake.leases().unwrap(), lease_holder(99), Duration::from_secs(60));
+    let Acquired::Held(old) = first.acquire("mbx-1", None).await.unwrap() else { panic!("a free mailbox is taken") };
+    old.renew().await.unwrap();
+    // Two minutes later (the holder died): 16 workers find it expired.
+    let later = chrono::Utc::now() + chrono::Duration::seconds(120);
+    let barrier = Arc::new(tokio::sync::Barrier::new(16));
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let l = Leases::new(b.open(&prefix, WriterSettings::default()).await.leases().unwrap(), lease_holder(i), Duration::from_secs(60));
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            match l.acquire_at("mbx-1", None, Some(later)).await.unwrap() {
+                Acquired::Held(lease) => Some(lease.record().await),
+                Acquired::Busy(by) => {
+                    assert_eq!(by.generation, 3, "the loser sees the winner's generation");
+                    None
+                }
+                Acquired::Done(r) => panic!("{r:?}"),
+            }
+        }));
+    }
+    let mut takeovers = Vec::new();
+    for t in tasks {
+        takeovers.extend(t.await.unwrap());
+    }
+    assert_eq!(takeovers.len(), 1, "taken over exactly once");
+    assert_eq!(takeovers[0].generation, 3);
+    let err = old.check().await.unwrap_err();
+    assert_eq!(err.kind, LakeErrorKind::Conflict);
+    assert!(err.message.contains(&format!("{} took it over", takeovers[0].holder)), "{err}");
+    // Generations older than the previous one are pruned.
+    let latest = lake.leases().unwrap().latest_lease("mbx-1").await.unwrap().unwrap();
+    assert_eq!(latest, takeovers[0]);
+}
+
 macro_rules! suite {
     ($backend:ident, $ctor:expr, [$($case:ident),* $(,)?]) => {
         mod $backend {
@@ -441,5 +521,5 @@ all_backends!(
         current_keys_latest_per_id,
         list_and_prune,
     ],
-    races: [concurrent_commit_has_one_winner],
+    races: [concurrent_commit_has_one_winner, lease_race_has_one_winner, expired_lease_is_taken_over_once],
 );
