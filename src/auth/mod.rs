@@ -31,6 +31,10 @@ pub enum AuthCommand {
     /// Sign in as a user (delegated access): opens the identity platform's sign-in page and
     /// waits for its redirect on the configured loopback redirect URI, or uses the device-code
     /// flow. Stores the tokens in the token cache.
+    #[command(after_help = "Examples:
+  outlake auth login --config outlake.toml
+  outlake auth login --config outlake.toml --no-browser      # print the sign-in address (e.g. over SSH)
+  outlake auth login --config outlake.toml --device-code     # enter a code on another device")]
     Login {
         #[command(flatten)]
         config: ConfigArg,
@@ -46,11 +50,15 @@ pub enum AuthCommand {
         timeout_secs: u64,
     },
     /// Show who is signed in, the granted scopes and token lifetimes (never a token).
+    #[command(after_help = "Examples:
+  outlake auth status --config outlake.toml")]
     Status {
         #[command(flatten)]
         config: ConfigArg,
     },
     /// Forget the signed-in user: remove the token cache.
+    #[command(after_help = "Examples:
+  outlake auth logout --config outlake.toml")]
     Logout {
         #[command(flatten)]
         config: ConfigArg,

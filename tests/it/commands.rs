@@ -240,6 +240,11 @@ fn every_subcommand_help_has_an_example() {
         assert!(text.contains("Example"), "`outlake {cmd} --help` has no example:\n{text}");
         assert!(help(&[cmd, "-h"]).contains("Example"), "`outlake {cmd} -h` has no example");
     }
+    for sub in ["login", "status", "logout"] {
+        let text = help(&["auth", sub, "--help"]);
+        assert!(text.contains(&format!("outlake auth {sub} --config")), "`outlake auth {sub} --help` has no example:\n{text}");
+    }
+    assert!(help(&["sync", "--help"]).contains("--shard index/8"), "sync --help shows the shard forms");
     let sim = help(&["sim", "--help"]);
     for needle in [
         "/_sim/mutate",

@@ -207,9 +207,14 @@ pub fn token_endpoint(authority: &Url, tenant: &str) -> Url {
     url
 }
 
-/// A URL for messages: path only (no query), so sync tokens stay out of error text.
+/// A URL for messages: scheme, host, port and path (no query, no user info), so sync tokens
+/// stay out of error text while the endpoint is still named exactly.
 pub fn redact(url: &Url) -> String {
-    format!("{}{}", url.host_str().map(|h| format!("{}://{h}", url.scheme())).unwrap_or_default(), url.path())
+    let origin = url.host_str().map(|h| match url.port() {
+        Some(port) => format!("{}://{h}:{port}", url.scheme()),
+        None => format!("{}://{h}", url.scheme()),
+    });
+    format!("{}{}", origin.unwrap_or_default(), url.path())
 }
 
 #[cfg(test)]
@@ -218,6 +223,14 @@ mod tests {
 
     fn mb(id: &str, via_me: bool) -> Mailbox {
         Mailbox { id: id.into(), via_me, ..Mailbox::default() }
+    }
+
+    #[test]
+    fn redaction_keeps_the_endpoint_and_drops_the_token() {
+        let u = Url::parse("http://127.0.0.1:8765/v1.0/users/u1/mailFolders/delta?$deltatoken=SECRET").unwrap();
+        assert_eq!(redact(&u), "http://127.0.0.1:8765/v1.0/users/u1/mailFolders/delta");
+        let u = Url::parse("https://user:pw@graph.microsoft.com/v1.0/users?$skiptoken=SECRET").unwrap();
+        assert_eq!(redact(&u), "https://graph.microsoft.com/v1.0/users");
     }
 
     #[test]
