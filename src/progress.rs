@@ -185,6 +185,7 @@ impl Tally {
                 }
                 self.update(mailbox_id, |m| m.finished = true);
             }
+            ProgressEvent::MailboxLeftAlone { .. } => self.mailboxes = self.mailboxes.map(|n| n.saturating_sub(1)),
             ProgressEvent::MailboxSkipped { .. } | ProgressEvent::Rebaselined { .. } => {}
         }
     }

@@ -41,14 +41,50 @@ pub struct LeaseHolder {
     /// `<host>/<pid>`: the pod name in Kubernetes.
     pub worker: String,
     pub run_id: String,
+    /// Which process exactly (`<boot id>/<pid namespace>/<pid>/<start ticks>` on Linux), so
+    /// that a worker on the same machine can tell that the holder's process is gone
+    /// ([`LeaseHolder::is_dead`]) and take the lease over without waiting for it to expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
 }
 
 impl LeaseHolder {
     /// This process, for run `run_id`.
     pub fn this_process(run_id: &str) -> LeaseHolder {
         let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).or_else(read_hostname).unwrap_or_else(|| "localhost".into());
-        LeaseHolder { worker: format!("{host}/{}", std::process::id()), run_id: run_id.to_string() }
+        LeaseHolder { worker: format!("{host}/{}", std::process::id()), run_id: run_id.to_string(), process: process_identity(std::process::id()) }
     }
+
+    /// True when `self` is known to be a process that no longer runs: it ran on this machine's
+    /// current boot, in this process's pid namespace, and that pid is now absent or another
+    /// process. Anything not known (another machine or container, no `/proc`) is not dead.
+    pub fn is_dead(&self) -> bool {
+        let Some(theirs) = self.process.as_deref() else { return false };
+        let Some(mine) = process_identity(std::process::id()) else { return false };
+        let (Some((their_space, their_pid)), Some((my_space, _))) = (split_identity(theirs), split_identity(&mine)) else { return false };
+        if their_space != my_space {
+            return false;
+        }
+        let Ok(pid) = their_pid.split('/').next().unwrap_or_default().parse::<u32>() else { return false };
+        process_identity(pid).as_deref() != Some(theirs)
+    }
+}
+
+/// `<boot id>/<pid ns>` and `<pid>/<start ticks>` of an identity.
+fn split_identity(id: &str) -> Option<(&str, &str)> {
+    let mut cut = id.match_indices('/').map(|(i, _)| i);
+    let second = cut.nth(1)?;
+    Some((&id[..second], &id[second + 1..]))
+}
+
+/// `<boot id>/<pid namespace>/<pid>/<start ticks>` of a process, on Linux.
+fn process_identity(pid: u32) -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22 (start time), counted after the `(comm)` field, which may hold spaces.
+    let start = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.to_string();
+    Some(format!("{}/{}/{pid}/{start}", boot.trim(), ns.to_string_lossy().replace('/', "_")))
 }
 
 impl std::fmt::Display for LeaseHolder {
@@ -127,8 +163,9 @@ pub fn decide(latest: Option<&LeaseRecord>, now: DateTime<Utc>, me: &LeaseHolder
     let Some(rec) = latest else { return Decision::Take { generation: 1 } };
     let next = Decision::Take { generation: rec.generation + 1 };
     match rec.state {
-        // Our own live lease (a second acquire in the same run) is not taken twice.
-        LeaseState::Held if rec.is_live(now) => Decision::Busy(rec.clone()),
+        // A live lease is busy — unless its holder is a process of this machine that is gone
+        // (a crashed run restarted here). Our own live lease is not taken twice.
+        LeaseState::Held if rec.is_live(now) && (rec.holder == *me || !rec.holder.is_dead()) => Decision::Busy(rec.clone()),
         LeaseState::Held => next,
         LeaseState::Released => {
             let done = drained_since.is_some_and(|since| rec.completed && rec.expires_at >= since && rec.holder != *me);
@@ -388,7 +425,7 @@ mod tests {
     use super::*;
 
     fn holder(w: &str) -> LeaseHolder {
-        LeaseHolder { worker: w.into(), run_id: format!("run-{w}") }
+        LeaseHolder { worker: w.into(), run_id: format!("run-{w}"), process: None }
     }
 
     fn rec(generation: u64, who: &str, state: LeaseState, expires_at: DateTime<Utc>, completed: bool) -> LeaseRecord {
@@ -417,6 +454,25 @@ mod tests {
         // Our own completed release is not "done by another worker".
         let mine = rec(7, "me", LeaseState::Released, now, true);
         assert_eq!(decide(Some(&mine), now, &me, Some(earlier)), Decision::Take { generation: 8 });
+    }
+
+    #[test]
+    fn a_dead_process_of_this_machine_loses_its_live_lease() {
+        let me = LeaseHolder::this_process("run-me");
+        let Some(identity) = me.process.clone() else { return }; // no /proc: nothing to tell
+        assert!(!me.is_dead(), "this process runs: {identity}");
+        // The same process identity with another start time: that process is gone.
+        let (space, pid_start) = split_identity(&identity).unwrap();
+        let pid = pid_start.split('/').next().unwrap();
+        let gone = LeaseHolder { worker: "here/1".into(), run_id: "old".into(), process: Some(format!("{space}/{pid}/1")) };
+        assert!(gone.is_dead());
+        let elsewhere = LeaseHolder { process: Some(format!("another-boot/pid:[1]/{pid}/1")), ..gone.clone() };
+        assert!(!elsewhere.is_dead(), "a process of another machine is never judged");
+        let now = Utc::now();
+        let live = |h: &LeaseHolder| LeaseRecord { holder: h.clone(), ..rec(3, "x", LeaseState::Held, now + chrono::Duration::seconds(60), false) };
+        assert_eq!(decide(Some(&live(&gone)), now, &me, None), Decision::Take { generation: 4 });
+        assert!(matches!(decide(Some(&live(&elsewhere)), now, &me, None), Decision::Busy(_)));
+        assert!(matches!(decide(Some(&live(&me)), now, &me, None), Decision::Busy(_)));
     }
 
     #[tokio::test]

@@ -55,6 +55,13 @@ pub enum ProgressEvent {
         mailbox: String,
         reason: String,
     },
+    /// A mailbox counted in `RunStarted` that this run leaves alone: another worker holds it
+    /// (`busy`) or already synced it (`synced_elsewhere`), or its user turned out to have no
+    /// mailbox when it was probed under the lease. It leaves the run's total.
+    MailboxLeftAlone {
+        mailbox_id: String,
+        reason: String,
+    },
     /// Requests to the source right now: `in_flight` of at most `limit`, and `admitted` since
     /// the run started. Sent about once a second by whoever owns the limiter (the binary).
     Requests {

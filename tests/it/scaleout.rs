@@ -84,7 +84,7 @@ async fn overlapping_runs_both_succeed_and_never_share_a_mailbox() {
     let store = outlake_pipeline::lake::Lake::leases(&lake).unwrap();
     let other = outlake_pipeline::lease::Leases::new(
         store,
-        outlake_pipeline::lease::LeaseHolder { worker: "pod-7/1".into(), run_id: "other-run".into() },
+        outlake_pipeline::lease::LeaseHolder { worker: "pod-7/1".into(), run_id: "other-run".into(), process: None },
         Duration::from_secs(600),
     );
     let mut held = Vec::new();

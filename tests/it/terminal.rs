@@ -126,7 +126,8 @@ fn log_key(line: &str) -> Option<String> {
     for tok in rest.trim_start().split(' ') {
         let is_field = tok.split_once('=').is_some_and(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
         if is_field {
-            first_field = tok;
+            // A run id differs between the two demos: keep its name, not its value.
+            first_field = if tok.starts_with("run_id=") { "run_id=…" } else { tok };
             break;
         }
         message.push(tok);

@@ -242,8 +242,19 @@ impl Runner {
         }
         let this = self.clone();
         let by_id: BTreeMap<String, Mailbox> = listing.mailboxes.iter().map(|mb| (mb.id.clone(), mb.clone())).collect();
+        let draining = shard.is_any();
         let mut done: Vec<MailboxReport> = stream::iter(listing.mailboxes)
-            .map(|mb| this.clone().run_mailbox(mb))
+            .map(|mb| {
+                let this = this.clone();
+                async move {
+                    let report = this.clone().run_mailbox(mb).await;
+                    // Draining, a busy mailbox is waited for below, not left alone yet.
+                    if !(draining && report.status == MailboxStatus::Busy) {
+                        this.announce_left_alone(&report);
+                    }
+                    report
+                }
+            })
             .buffer_unordered(self.settings.max_parallel_mailboxes.max(1))
             .collect()
             .await;
@@ -256,10 +267,12 @@ impl Runner {
                     let mb = by_id.get(&r.mailbox_id).cloned();
                     let this = this.clone();
                     async move {
-                        match mb {
-                            Some(mb) => this.wait_for_mailbox(mb, r).await,
+                        let report = match mb {
+                            Some(mb) => this.clone().wait_for_mailbox(mb, r).await,
                             None => r,
-                        }
+                        };
+                        this.announce_left_alone(&report);
+                        report
                     }
                 })
                 .buffer_unordered(self.settings.max_parallel_mailboxes.max(1))
@@ -293,12 +306,10 @@ impl Runner {
             Ok(Acquired::Held(lease)) => lease,
             Ok(Acquired::Busy(rec)) => {
                 tracing::info!(mailbox = %mb.label(), holder = %rec.holder, until = %rec.expires_at.to_rfc3339(), "mailbox busy: another worker holds its lease; left alone");
-                self.progress.emit(ProgressEvent::MailboxSkipped { mailbox: mb.label().to_string(), reason: format!("busy: leased by {}", rec.holder) });
                 return MailboxReport::leased_elsewhere(&mb.id, mb.label(), MailboxStatus::Busy, &rec);
             }
             Ok(Acquired::Done(rec)) => {
                 tracing::info!(mailbox = %mb.label(), by = %rec.holder, at = %rec.expires_at.to_rfc3339(), "mailbox already synced by another worker in this drain");
-                self.progress.emit(ProgressEvent::MailboxSkipped { mailbox: mb.label().to_string(), reason: format!("synced by {}", rec.holder) });
                 return MailboxReport::leased_elsewhere(&mb.id, mb.label(), MailboxStatus::SyncedElsewhere, &rec);
             }
             Err(e) => {
@@ -306,7 +317,7 @@ impl Runner {
                 let mut report = MailboxReport::skipped(&mb.id, "");
                 report.label = mb.label().to_string();
                 report.status = MailboxStatus::Failed;
-                report.error = Some(format!("taking the mailbox lease: {e}"));
+                report.error = Some(format!("taking the mailbox lease: {}", PartitionError::from(e)));
                 return report;
             }
         };
@@ -315,7 +326,6 @@ impl Runner {
         let report = match self.probe_under_lease(&mb).await {
             Ok(None) => self.clone().sync_mailbox(mb.clone()).await,
             Ok(Some(why)) => {
-                self.progress.emit(ProgressEvent::MailboxSkipped { mailbox: mb.label().to_string(), reason: why.clone() });
                 tracing::info!(mailbox = %mb.label(), reason = %why, "skipped: user has no mailbox");
                 MailboxReport { mailbox_id: mb.id.clone(), ..MailboxReport::skipped(mb.label(), &why) }
             }
@@ -330,6 +340,17 @@ impl Runner {
             tracing::warn!(mailbox = %mb.label(), error = %e, "could not give the mailbox lease back; other workers can take it when it expires");
         }
         report
+    }
+
+    /// Tell the progress display that a mailbox counted at the start is not synced by this run.
+    fn announce_left_alone(&self, report: &MailboxReport) {
+        let reason = match (&report.status, &report.lease) {
+            (MailboxStatus::Busy, Some(l)) => format!("busy: leased by {} (run {})", l.worker, l.run_id),
+            (MailboxStatus::SyncedElsewhere, Some(l)) => format!("synced by {} (run {})", l.worker, l.run_id),
+            (MailboxStatus::Skipped, _) => report.error.clone().unwrap_or_default(),
+            _ => return,
+        };
+        self.progress.emit(ProgressEvent::MailboxLeftAlone { mailbox_id: report.mailbox_id.clone(), reason });
     }
 
     /// The probe the listing left to the lease holder: `Some(reason)` when the user has no

@@ -405,7 +405,7 @@ pub async fn list_and_prune(b: &Backend) {
 }
 
 fn lease_holder(i: usize) -> LeaseHolder {
-    LeaseHolder { worker: format!("pod-{i}/1"), run_id: format!("run-{i}") }
+    LeaseHolder { worker: format!("pod-{i}/1"), run_id: format!("run-{i}"), process: None }
 }
 
 /// 16 workers (each its own lake handle) race for a free mailbox: one wins generation 1.
