@@ -351,7 +351,10 @@ pub fn validate(raw: &RawConfig, secrets: &dyn SecretFileReader) -> Result<Confi
     let window = p.or(seconds(l.window_secs, 600.0, "limits.window_secs", "window_secs = 600"), Duration::ZERO);
     let max_concurrent_per_mailbox = p.or(positive(l.max_concurrent_per_mailbox, 4, "limits.max_concurrent_per_mailbox", "max_concurrent_per_mailbox = 4"), 1);
     let max_in_flight = p.or(positive(l.max_in_flight, 64, "limits.max_in_flight", "max_in_flight = 64"), 1);
-    let max_parallel_mailboxes = p.or(positive(l.max_parallel_mailboxes, 16, "limits.max_parallel_mailboxes", "max_parallel_mailboxes = 16"), 1);
+    // One mailbox per request slot by default: a mailbox often has a single request in flight (its
+    // folder tree, its calendars listing), so fewer mailboxes than slots leaves slots idle when
+    // Graph is slow (issue 15: 16 mailboxes kept 35 of 64 slots busy at 250 ms per request).
+    let max_parallel_mailboxes = p.or(positive(l.max_parallel_mailboxes, max_in_flight, "limits.max_parallel_mailboxes", "max_parallel_mailboxes = 64"), 1);
     let retry_max_attempts = p.or(positive(l.retry_max_attempts, 8, "limits.retry_max_attempts", "retry_max_attempts = 8"), 1);
     let retry_max_wait = p.or(seconds(l.retry_max_wait_secs, 60.0, "limits.retry_max_wait_secs", "retry_max_wait_secs = 60"), Duration::ZERO);
     let retry_max_total = p.or(seconds(l.retry_max_total_secs, 900.0, "limits.retry_max_total_secs", "retry_max_total_secs = 900"), Duration::ZERO);

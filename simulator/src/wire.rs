@@ -207,7 +207,8 @@ pub fn calendar_value(c: &Calendar) -> Value {
         "canEdit": c.can_edit,
         "isRemovable": c.is_removable,
         "allowedOnlineMeetingProviders": ["teamsForBusiness"],
-        "defaultOnlineMeetingProvider": if c.can_edit { "teamsForBusiness" } else { "none" },
+        // `onlineMeetingProviderType` has no `none`: Graph says `unknown` (Microsoft's SDKs drop anything else).
+        "defaultOnlineMeetingProvider": if c.can_edit { "teamsForBusiness" } else { "unknown" },
         "isTallyingResponses": c.can_edit,
         "owner": {"name": c.owner_name, "address": c.owner_address},
     })

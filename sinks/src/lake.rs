@@ -20,8 +20,8 @@ use outlake_pipeline::lease::{LeaseRecord, LeaseStore};
 use outlake_pipeline::model::{Checkpoint, KeyState, PartitionKey, Stream, columns};
 
 use crate::error::{CHECK_STORE, LakeError, storage};
-use crate::parquet::writer::{ObjectStagedWriter, WriterSettings};
 use crate::lease;
+use crate::parquet::writer::{ObjectStagedWriter, WriterSettings};
 use crate::parquet::{commit, layout, reader};
 use crate::store::{StoreRoot, build_store};
 

@@ -112,6 +112,20 @@ fn the_global_request_rate_is_off_unless_set() {
     assert!(p.message.contains("positive") && p.example == "max_requests_per_sec = 2000", "{e}");
 }
 
+/// One mailbox per request slot unless set: `max_parallel_mailboxes` follows `max_in_flight`
+/// (issue 15).
+#[test]
+fn parallel_mailboxes_follow_the_in_flight_limit_by_default() {
+    let _g = env_vars(&[]);
+    let c = load(Some(file(GOOD).path())).unwrap();
+    assert_eq!((c.limits.max_in_flight, c.limits.max_parallel_mailboxes), (64, 64));
+    let with = |lines: &str| file(&GOOD.replace("max_concurrent_per_mailbox = 4", &format!("max_concurrent_per_mailbox = 4\n{lines}")));
+    let c = load(Some(with("max_in_flight = 512").path())).unwrap();
+    assert_eq!(c.limits.max_parallel_mailboxes, 512);
+    let c = load(Some(with("max_in_flight = 512\nmax_parallel_mailboxes = 100").path())).unwrap();
+    assert_eq!(c.limits.max_parallel_mailboxes, 100);
+}
+
 #[test]
 fn env_overrides_any_key() {
     let f = file(GOOD);

@@ -33,10 +33,10 @@ use outlake_pipeline::source::{CalendarInfo, CalendarListing, MailboxListing, Re
 
 use super::auth::TokenProvider;
 use super::client::{BodyError, ClientSettings, Failure, GraphClient, RequestSpec};
+use super::directory::Probes;
 use super::normalize::{self, NormalizeContext, NormalizeErrorKind};
 use super::options::{GraphOptions, MailboxSelection};
 use super::retry::RequestKind;
-use super::directory::Probes;
 use super::urls;
 
 pub(super) use super::directory::{DIRECTORY_KEY, json_error, user_of};

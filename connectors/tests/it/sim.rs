@@ -487,7 +487,8 @@ async fn a_calendars_events_carry_its_id_and_a_deleted_calendar_is_gone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_probes_only_unsynced_users_many_at_once_in_directory_order() {
     // 1,200 users: two `/users` pages of up to 999.
-    let sim = start(SimConfig { users: 1200, messages_per_mailbox: 0, events_per_mailbox: 0, latency: Duration::from_millis(20), ..SimConfig::default() }).await;
+    let sim =
+        start(SimConfig { users: 1200, messages_per_mailbox: 0, events_per_mailbox: 0, latency: Duration::from_millis(20), ..SimConfig::default() }).await;
     let with_mailbox = sim.mailbox_ids();
     let synced: HashSet<String> = with_mailbox.iter().step_by(2).cloned().collect();
     let mut opts = options(&sim, &sim.client_secret());
@@ -517,7 +518,8 @@ async fn a_metered_page_grows_its_lease_to_the_response() {
     let seq = SeqGen::new(0);
     let part = PartitionKey::new(&mb.id, Stream::MailFolders, None);
     let folders = round(&src, &mb, &part, PageRequest::Initial, &seq).await.0;
-    let folder_ids: Vec<String> = folders.iter().flat_map(|b| b.column_by_name("id").unwrap().as_string::<i32>().iter().flatten().map(str::to_string).collect::<Vec<_>>()).collect();
+    let folder_ids: Vec<String> =
+        folders.iter().flat_map(|b| b.column_by_name("id").unwrap().as_string::<i32>().iter().flatten().map(str::to_string).collect::<Vec<_>>()).collect();
     let budget = PageBudget::new(64 << 20);
     let mut largest = 0;
     for folder in folder_ids {
